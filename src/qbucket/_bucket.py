@@ -1,0 +1,689 @@
+"""Bucket: the seed API (``qarnot.bucket.Bucket``), thin over the modules that do the work."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from . import _transfer
+from ._background import BackgroundUploads
+from ._error_mapping import mapped_errors, translate
+from ._exceptions import (
+    BatchError,
+    InvalidKeyError,
+    LocalFileNotFoundError,
+    LocalPathError,
+    MissingBucketException,
+    MissingKeyError,
+    QBucketError,
+    UnsafeKeyError,
+)
+from ._hashing import digest_bytes
+from ._keys import (
+    is_directory_marker,
+    key_to_relative_path,
+    local_path_for_key,
+    normalize_key,
+    normalize_prefix,
+    validate_bucket_name,
+)
+from ._objects import ObjectSummary
+from ._progress import ProgressCallback, ProgressSink, make_sink
+from ._scan import check_directory, walk_files
+from ._sync import SyncContext, SyncSummary, run_sync
+
+if TYPE_CHECKING:
+    from obstore.store import S3Store
+
+    from ._connection import Connection
+    from ._planner import Plan
+    from ._transport import Transport
+
+Progress = bool | ProgressCallback | None
+PROBE_PREFIX = ".qbucket-existence-probe"
+
+
+class Bucket:
+    """A bucket on an S3 server: files in, files out, and directories kept in sync.
+
+    Args:
+        connection: the server.
+        name: the bucket name.
+        create: create the bucket if it does not exist. With ``create=False`` every operation on
+            a missing bucket raises :class:`MissingBucketException`.
+
+    Paths given as ``remote`` arguments must be valid unix-like relative paths; a leading ``/``
+    and doubled slashes are forgiven, ``.`` and ``..`` segments are refused.
+
+    Uploads by :meth:`add_file`, :meth:`add_directory` and ``bucket[remote] = local`` run in the
+    background: :meth:`flush` (or leaving a ``with`` block) waits for them and reports every
+    failure. Every other operation first waits for the uploads already started, so it sees them.
+    """
+
+    def __init__(self, connection: Connection, name: str, create: bool = True) -> None:
+        self._connection = connection
+        self._name = validate_bucket_name(name)
+        self._known_to_exist = False
+        self._uploads = BackgroundUploads(lambda: self._connection.transport, self._name)
+        connection._register(self)
+        if create:
+            if not self.exists():
+                self._connection._create_bucket_on_server(self._name)
+            self._known_to_exist = True
+
+    # -- identity ---------------------------------------------------------------------------
+
+    @property
+    def uuid(self) -> str:
+        """Bucket identifier (its name)."""
+        return self._name
+
+    @property
+    def description(self) -> str:
+        """Bucket identifier (its name)."""
+        return self._name
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def connection(self) -> Connection:
+        return self._connection
+
+    def __repr__(self) -> str:
+        return f"<qbucket.Bucket {self._name!r} on {self._connection!r}>"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Bucket):
+            return NotImplemented
+        return self._name == other._name and self._endpoint_id() == other._endpoint_id()
+
+    def __hash__(self) -> int:
+        return hash((self._name, self._endpoint_id()))
+
+    def _endpoint_id(self) -> str | None:
+        return self._connection.settings.storage_url  # None = the embedded server
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    @property
+    def _transport(self) -> Transport:
+        return self._connection.transport
+
+    @property
+    def _store(self) -> S3Store:
+        return self._transport.store(self._name)
+
+    def _run(self, coro: Any) -> Any:
+        return self._transport.run(coro)
+
+    def exists(self) -> bool:
+        """True if the bucket exists on the server (one small LIST request)."""
+        from obstore import list_with_delimiter_async
+
+        async def probe() -> bool:
+            try:
+                await list_with_delimiter_async(self._store, prefix=PROBE_PREFIX)
+            except Exception as exc:
+                error = translate(exc, action="check", bucket=self._name)
+                if isinstance(error, MissingBucketException):
+                    return False
+                raise error from exc
+            return True
+
+        found: bool = self._run(probe())
+        self._known_to_exist = found
+        return found
+
+    def _require_bucket(self) -> None:
+        """Raise MissingBucketException unless the bucket is known to exist.
+
+        Needed before writes: stock SeaweedFS silently re-creates a missing bucket on PUT.
+        """
+        if not self._known_to_exist and not self.exists():
+            raise MissingBucketException(f"bucket {self._name!r} does not exist", bucket=self._name)
+
+    def _settle(self) -> None:
+        """Reads see earlier writes: wait for the background uploads started so far."""
+        self._uploads.wait()
+
+    def _missing_key_or_bucket(self, error: QBucketError) -> QBucketError:
+        """A 404 on an object may mean the bucket is gone (SeaweedFS answers HEAD with a bare 404)."""
+        if isinstance(error, MissingKeyError) and not self.exists():
+            return MissingBucketException(
+                f"bucket {self._name!r} does not exist", bucket=self._name, key=error.key
+            )
+        return error
+
+    # -- the bucket itself ------------------------------------------------------------------
+
+    def delete(self) -> None:
+        """Delete the bucket and everything in it (all object versions, if versioned)."""
+        self._settle()
+        self._require_bucket()
+        keys = [summary.key for summary in self.list_files()]
+        self._run(_transfer.delete_objects(self._store, self._name, keys))
+        client = self._connection.s3client
+        with mapped_errors("delete bucket", bucket=self._name):
+            versioning = client.get_bucket_versioning(Bucket=self._name).get("Status")
+            if versioning in ("Enabled", "Suspended"):
+                paginator = client.get_paginator("list_object_versions")
+                for page in paginator.paginate(Bucket=self._name):
+                    versions = [*page.get("Versions", []), *page.get("DeleteMarkers", [])]
+                    if versions:
+                        client.delete_objects(
+                            Bucket=self._name,
+                            Delete={
+                                "Objects": [
+                                    {"Key": v["Key"], "VersionId": v["VersionId"]} for v in versions
+                                ],
+                                "Quiet": True,
+                            },
+                        )
+            client.delete_bucket(Bucket=self._name)
+        self._known_to_exist = False
+
+    # -- listing ----------------------------------------------------------------------------
+
+    def list_files(self) -> list[ObjectSummary]:
+        """Every object in the bucket.
+
+        Raises:
+            MissingBucketException: the bucket does not exist.
+        """
+        return self._list("")
+
+    def directory(self, directory: str = "") -> list[ObjectSummary]:
+        """The objects whose key starts with ``directory`` (a plain S3 prefix)."""
+        if not isinstance(directory, str):
+            raise InvalidKeyError(f"directory must be a str, not {type(directory).__name__}")
+        return self._list(directory.lstrip("/"))
+
+    def _list(self, prefix: str) -> list[ObjectSummary]:
+        self._settle()
+        # obstore lists by whole path segments; list the enclosing directory and filter.
+        enclosing = prefix[: prefix.rfind("/") + 1]
+
+        async def collect() -> list[ObjectSummary]:
+            return [
+                summary
+                async for summary in _transfer.list_objects(self._store, self._name, enclosing)
+                if summary.key.startswith(prefix)
+            ]
+
+        found: list[ObjectSummary] = self._run(collect())
+        self._known_to_exist = True
+        return found
+
+    def __iter__(self) -> Iterator[ObjectSummary]:
+        return iter(self.list_files())
+
+    def __contains__(self, item: object) -> bool:
+        key = getattr(item, "key", item)
+        if not isinstance(key, str):
+            return False
+        try:
+            key = normalize_key(key, bucket=self._name)
+        except InvalidKeyError:
+            return False
+        return any(summary.key == key for summary in self._list(key))
+
+    # -- uploads ----------------------------------------------------------------------------
+
+    def add_file(
+        self, local_or_file: str | os.PathLike[str] | BinaryIO, remote: str | None = None
+    ) -> None:
+        """Upload a local file, or the rest of an open binary file object, in the background.
+
+        Args:
+            local_or_file: a path, or a file object opened in binary mode (read completely
+                before this returns).
+            remote: the key (default: the path as given, or the file object's base name).
+
+        Raises:
+            LocalFileNotFoundError: no such file. Other upload errors surface in :meth:`flush`.
+        """
+        if isinstance(local_or_file, (str, os.PathLike)):
+            path = os.fspath(local_or_file)
+            key = normalize_key(remote if remote is not None else path, bucket=self._name)
+            self._check_file(path, key)
+            self._require_bucket()
+            self._uploads.submit(
+                key, lambda: _transfer.put_file(self._store, self._name, key, path)
+            )
+            return
+        data, key = self._read_file_object(local_or_file, remote)
+        self._require_bucket()
+        digests = digest_bytes(data)
+        self._uploads.submit(
+            key, lambda: _transfer.put_bytes(self._store, self._name, key, data, digests)
+        )
+
+    def _check_file(self, path: str, key: str) -> None:
+        if not os.path.exists(path):
+            raise LocalFileNotFoundError(
+                f"cannot upload {path} to s3://{self._name}/{key}: no such file",
+                bucket=self._name,
+                key=key,
+                path=path,
+            )
+        if os.path.isdir(path):
+            raise LocalPathError(
+                f"cannot upload {path}: it is a directory (use add_directory)",
+                bucket=self._name,
+                key=key,
+                path=path,
+            )
+
+    def _read_file_object(self, stream: Any, remote: str | None) -> tuple[bytes, str]:
+        name = getattr(stream, "name", None)
+        if remote is None:
+            if not isinstance(name, str) or not name:
+                raise InvalidKeyError(
+                    "remote is required for a file object without a name", bucket=self._name
+                )
+            remote = os.path.basename(name)
+        key = normalize_key(remote, bucket=self._name)
+        if not hasattr(stream, "read"):
+            raise TypeError(
+                f"add_file takes a path or a binary file object, not {type(stream).__name__}"
+            )
+        with mapped_errors(
+            "read", bucket=self._name, key=key, path=name if isinstance(name, str) else None
+        ):
+            data = stream.read()
+        if isinstance(data, str) or isinstance(stream, io.TextIOBase):
+            raise TypeError(
+                f"file object for s3://{self._name}/{key} is in text mode; open it with 'rb'"
+            )
+        return bytes(data), key
+
+    def add_directory(self, local: str | os.PathLike[str], remote: str | None = "") -> None:
+        """Upload every file below ``local``, hierarchy kept, in the background.
+
+        Symlinks (to files or directories) are skipped, never followed.
+
+        Args:
+            local: the local directory.
+            remote: the key prefix to put it under (default: the bucket's root).
+
+        Raises:
+            LocalFileNotFoundError: ``local`` does not exist (an ``IOError``).
+            LocalNotADirectoryError: ``local`` is not a directory (an ``IOError``).
+        """
+        root = check_directory(local)
+        prefix = normalize_prefix(remote, bucket=self._name)
+        self._require_bucket()
+        for found in walk_files(root):
+            self.add_file(found.path, prefix + found.relative)
+
+    def __setitem__(self, remote: str, local: str | os.PathLike[str] | BinaryIO) -> None:
+        if isinstance(local, (str, os.PathLike)) and os.path.isdir(local):
+            self.add_directory(local, remote)
+        else:
+            self.add_file(local, remote)
+
+    def flush(self) -> None:
+        """Wait for every background upload.
+
+        Raises:
+            BatchError: one or more uploads failed; ``failures`` has each error, with its key.
+        """
+        self._uploads.flush()
+
+    def update(self, flush: bool = False) -> None:
+        """Refresh what is known of the bucket from the server.
+
+        Args:
+            flush: first wait for the background uploads (and raise their failures).
+
+        Raises:
+            MissingBucketException: the bucket no longer exists.
+        """
+        if flush:
+            self.flush()
+        else:
+            self._settle()
+        self._known_to_exist = False
+        self._require_bucket()
+
+    # -- sync -------------------------------------------------------------------------------
+
+    def sync_directory(
+        self,
+        directory: str | os.PathLike[str],
+        verbose: bool = False,
+        remote: str | None = None,
+        *,
+        dry_run: bool = False,
+    ) -> SyncSummary:
+        """Make the bucket (or ``remote`` in it) mirror a local directory.
+
+        Files are compared by name, size and content (SHA-1; the MD5 ETag where the server has
+        one); new or changed files are uploaded, identical contents sent once and copied
+        server-side, and objects under the scope with no local file are deleted, after every
+        upload succeeded. Symlinks are skipped.
+
+        Args:
+            directory: the local directory.
+            verbose: print each operation.
+            remote: the key prefix to mirror into (default: the whole bucket). ``"data"`` means
+                ``data/...``, and never touches ``data2/``.
+            dry_run: plan only; change nothing (the summary counts what would be done).
+
+        Raises:
+            LocalFileNotFoundError, LocalNotADirectoryError, IncompleteScanError: the directory
+                cannot be read completely; nothing was changed.
+            BatchError: some files failed; nothing was deleted.
+        """
+        reporter = _printer() if verbose else None
+        root = check_directory(directory)
+        prefix = normalize_prefix(remote, bucket=self._name)
+
+        def skipped(path: str, reason: str) -> None:
+            if reporter:
+                reporter(f"skip {path}: {reason}")
+
+        files = []
+        failures: list[QBucketError] = []
+        for found in walk_files(root, on_skip=skipped):
+            try:
+                files.append(
+                    (normalize_key(prefix + found.relative, bucket=self._name), found.path)
+                )
+            except InvalidKeyError as exc:
+                exc.path = found.path
+                failures.append(exc)
+        if failures:
+            raise BatchError(
+                f"cannot sync {root}: some file names are not valid keys",
+                failures,
+                bucket=self._name,
+            )
+        return self._sync(files, prefix, reporter, dry_run)
+
+    def sync_files(
+        self,
+        files: Mapping[str, str | os.PathLike[str]],
+        verbose: bool = False,
+        remote: str | None = None,
+        *,
+        dry_run: bool = False,
+    ) -> SyncSummary:
+        """Make the bucket (or ``remote`` in it) hold exactly ``files``: {remote name: local path}.
+
+        Same rules as :meth:`sync_directory`; objects under the scope that are not in ``files``
+        are deleted.
+
+        Raises:
+            LocalFileNotFoundError: a local file does not exist; nothing was changed.
+            BatchError: some files failed; nothing was deleted.
+        """
+        prefix = normalize_prefix(remote, bucket=self._name)
+        pairs = []
+        for name, local in files.items():
+            key = normalize_key(prefix + normalize_key(name, bucket=self._name), bucket=self._name)
+            path = os.fspath(local)
+            if not os.path.isfile(path):
+                raise LocalFileNotFoundError(
+                    f"cannot sync {path} to s3://{self._name}/{key}: not a file",
+                    bucket=self._name,
+                    key=key,
+                    path=path,
+                )
+            pairs.append((key, path))
+        return self._sync(pairs, prefix, _printer() if verbose else None, dry_run)
+
+    def plan_sync_directory(
+        self, directory: str | os.PathLike[str], remote: str | None = None
+    ) -> Plan:
+        """The plan :meth:`sync_directory` would carry out, without changing anything."""
+        root = check_directory(directory)
+        prefix = normalize_prefix(remote, bucket=self._name)
+        files = [
+            (normalize_key(prefix + f.relative, bucket=self._name), f.path)
+            for f in walk_files(root)
+        ]
+        return self._sync_with_plan(files, prefix, None, dry_run=True)[0]
+
+    def _sync(
+        self, files: list[tuple[str, str]], prefix: str, reporter: Any, dry_run: bool
+    ) -> SyncSummary:
+        return self._sync_with_plan(files, prefix, reporter, dry_run)[1]
+
+    def _sync_with_plan(
+        self, files: list[tuple[str, str]], prefix: str, reporter: Any, dry_run: bool
+    ) -> tuple[Plan, SyncSummary]:
+        self._settle()
+        self._require_bucket()
+
+        async def go() -> tuple[Plan, SyncSummary]:
+            ctx = SyncContext(self._store, self._name, self._transport.limit, reporter)
+            return await run_sync(ctx, files, prefix, dry_run=dry_run)
+
+        result: tuple[Plan, SyncSummary] = self._run(go())
+        return result
+
+    # -- downloads --------------------------------------------------------------------------
+
+    def get_file(
+        self, remote: str, local: str | os.PathLike[str] | None = None, progress: Progress = None
+    ) -> str:
+        """Download one object; creates the needed directories.
+
+        Args:
+            remote: the key.
+            local: where to write it (default: the key, as a path relative to the current
+                directory). An existing directory receives the file under the key's base name.
+            progress: a callback ``(read, total, filename)``, or True for a progress bar.
+
+        Returns:
+            The path of the written file.
+
+        Raises:
+            MissingKeyError: no such key (a ``ValueError``).
+            UnsafeKeyError: ``local`` is not given and the key is not a safe relative path.
+        """
+        self._settle()
+        key = normalize_key(remote, bucket=self._name)
+        if local is None:
+            destination = Path(*key_to_relative_path(key, bucket=self._name).parts)
+        else:
+            destination = Path(local)
+            if destination.is_dir():
+                destination = destination / key.rsplit("/", 1)[-1]
+        with mapped_errors(
+            "create directory for", bucket=self._name, key=key, path=str(destination.parent)
+        ):
+            destination.parent.mkdir(parents=True, exist_ok=True)
+        sink = make_sink(progress, f"s3://{self._name}/{key}")
+        try:
+            self._run(self._bounded_download(key, destination, sink))
+        except QBucketError as exc:
+            raise self._missing_key_or_bucket(exc) from exc
+        finally:
+            sink.close()
+        return str(destination)
+
+    async def _bounded_download(
+        self, key: str, destination: Path, sink: ProgressSink, e_tag: str | None = None
+    ) -> Path:
+        async with self._transport.limit:
+            return await _transfer.download(
+                self._store, self._name, key, destination, sink, expected_etag=e_tag
+            )
+
+    def __getitem__(self, remote: str) -> str:
+        try:
+            return self.get_file(remote)
+        except MissingKeyError as exc:
+            raise exc from None
+
+    def get_all_files(
+        self, output_dir: str | os.PathLike[str], progress: Progress = None
+    ) -> list[str]:
+        """Download every object of the bucket below ``output_dir``, keys as relative paths.
+
+        Existing files of the same names are replaced. Keys that would land outside
+        ``output_dir`` (``../x``, ``/etc/x``...) are refused, each with its own error, and the
+        other objects are still downloaded.
+
+        Returns:
+            The paths written.
+
+        Raises:
+            MissingBucketException: the bucket does not exist.
+            BatchError: some objects could not be downloaded; the others were.
+        """
+        summaries = self.list_files()
+        root = Path(output_dir)
+        with mapped_errors("create directory", bucket=self._name, path=str(root)):
+            root.mkdir(parents=True, exist_ok=True)
+        sink = make_sink(progress, f"s3://{self._name}")
+        try:
+            written: list[str]
+            failures: list[QBucketError]
+            written, failures = self._run(self._download_all(summaries, root, sink))
+        finally:
+            sink.close()
+        if failures:
+            raise BatchError(
+                f"{len(failures)} of {len(summaries)} object(s) of bucket {self._name!r} were not "
+                f"downloaded to {root}",
+                failures,
+                bucket=self._name,
+            )
+        return written
+
+    async def _download_all(
+        self, summaries: list[ObjectSummary], root: Path, sink: ProgressSink
+    ) -> tuple[list[str], list[QBucketError]]:
+        loop = asyncio.get_running_loop()
+        real_root = await loop.run_in_executor(None, os.path.realpath, root)
+        checked: dict[Path, None] = {}
+        written: list[str] = []
+        failures: list[QBucketError] = []
+        jobs = []
+        for summary in summaries:
+            if is_directory_marker(summary.key):
+                continue
+            try:
+                destination = local_path_for_key(root, summary.key, bucket=self._name)
+            except UnsafeKeyError as exc:
+                failures.append(exc)
+                continue
+            jobs.append((summary, destination))
+        sink.add_total(len(jobs), sum(summary.size for summary, _ in jobs))
+
+        def prepare(directory: Path) -> None:
+            # A symlink planted inside output_dir must not carry a download outside it.
+            directory.mkdir(parents=True, exist_ok=True)
+            real = os.path.realpath(directory)
+            if real != real_root and not real.startswith(real_root + os.sep):
+                raise LocalPathError(
+                    f"{directory} leads outside {root} (a symlink?)", path=str(directory)
+                )
+
+        async def one(summary: ObjectSummary, destination: Path) -> None:
+            try:
+                if destination.parent not in checked:
+                    await loop.run_in_executor(None, prepare, destination.parent)
+                    checked[destination.parent] = None
+                await self._bounded_download(summary.key, destination, sink, summary.e_tag or None)
+                written.append(str(destination))
+            except MissingKeyError:
+                if summary.size == 0:
+                    return  # a "dir/" marker, listed by obstore without its slash
+                failures.append(
+                    MissingKeyError(
+                        f"s3://{self._name}/{summary.key} vanished during the download",
+                        bucket=self._name,
+                        key=summary.key,
+                    )
+                )
+            except QBucketError as exc:
+                exc.key = exc.key or summary.key
+                exc.path = exc.path or str(destination)
+                failures.append(exc)
+            except OSError as exc:
+                failures.append(
+                    translate(
+                        exc,
+                        action="download",
+                        bucket=self._name,
+                        key=summary.key,
+                        path=str(destination),
+                    )
+                )
+
+        await asyncio.gather(*(one(summary, destination) for summary, destination in jobs))
+        return sorted(written), failures
+
+    # -- copy and delete --------------------------------------------------------------------
+
+    def copy_file(self, source: str, dest: str) -> None:
+        """Server-side copy of ``source`` to ``dest`` (no data goes through this machine).
+
+        Raises:
+            MissingKeyError: ``source`` does not exist.
+        """
+        self._settle()
+        source_key = normalize_key(source, bucket=self._name)
+        dest_key = normalize_key(dest, bucket=self._name)
+        self._require_bucket()
+        try:
+            self._run(_transfer.copy_object(self._store, self._name, source_key, dest_key))
+        except MissingKeyError as exc:
+            raise self._missing_key_or_bucket(
+                MissingKeyError(
+                    f"cannot copy: no such key s3://{self._name}/{source_key}",
+                    bucket=self._name,
+                    key=source_key,
+                )
+            ) from exc
+
+    def delete_file(self, remote: str) -> None:
+        """Delete one object. Deleting a key that does not exist is not an error."""
+        self._settle()
+        key = normalize_key(remote, bucket=self._name)
+        self._require_bucket()
+        self._run(_transfer.delete_objects(self._store, self._name, [key]))
+
+    def __delitem__(self, remote: str) -> None:
+        if remote not in self:
+            raise MissingKeyError(
+                f"no such key s3://{self._name}/{remote}", bucket=self._name, key=remote
+            )
+        self.delete_file(remote)
+
+    # -- context manager --------------------------------------------------------------------
+
+    def __enter__(self) -> Bucket:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            self.flush()
+            return
+        with contextlib.suppress(QBucketError):  # the body's own error is the one to see
+            self.flush()
+
+
+def _printer() -> Any:
+    def report(line: str) -> None:
+        print(line, file=sys.stdout, flush=True)
+
+    return report

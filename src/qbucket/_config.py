@@ -1,0 +1,246 @@
+"""Where the endpoint and credentials come from, resolved once per :class:`Connection`.
+
+Each setting is taken from the first place that has it:
+
+1. the arguments of ``Connection(...)``;
+2. the environment: ``QBUCKET_STORAGE_URL``, ``QBUCKET_ACCESS_KEY``, ``QBUCKET_SECRET_KEY``,
+   ``QBUCKET_REGION``, then the standard ``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,
+   ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION`` / ``AWS_DEFAULT_REGION``;
+3. the config file: ``fileconf``, else ``$QBUCKET_CONFIG``, else ``config.toml`` in the user
+   config dir (``~/.config/qbucket/`` on Linux);
+4. the embedded SeaweedFS server, when no storage URL was found anywhere. It has its own generated
+   credentials; credentials found in the environment or a file are then ignored, since they are
+   meant for another server.
+
+The config file is TOML. Top-level keys are the default profile; ``[profiles.NAME]`` tables are
+selected with ``profile=`` or ``$QBUCKET_PROFILE``::
+
+    storage_url = "https://s3.example.com"
+    access_key = "AKIA..."
+    secret_key = "..."
+    region = "eu-west-1"
+
+    [profiles.minio]
+    storage_url = "http://127.0.0.1:9000"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from ._exceptions import ConfigurationError
+
+DEFAULT_REGION = "us-east-1"
+FIELDS = ("storage_url", "access_key", "secret_key", "region")
+ENVIRONMENT: dict[str, tuple[str, ...]] = {
+    "storage_url": ("QBUCKET_STORAGE_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+    "access_key": ("QBUCKET_ACCESS_KEY", "AWS_ACCESS_KEY_ID"),
+    "secret_key": ("QBUCKET_SECRET_KEY", "AWS_SECRET_ACCESS_KEY"),
+    "region": ("QBUCKET_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"),
+}
+EMBEDDED = "embedded server"
+
+
+def _home(env: Mapping[str, str]) -> Path | None:
+    home = env.get("QBUCKET_HOME")
+    return Path(home).expanduser() if home else None
+
+
+def config_dir(env: Mapping[str, str] | None = None) -> Path:
+    """``$QBUCKET_HOME``, else the user config dir (``~/.config/qbucket`` on Linux)."""
+    env = os.environ if env is None else env
+    home = _home(env)
+    if home is not None:
+        return home
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("qbucket", appauthor=False))
+
+
+def data_dir(env: Mapping[str, str] | None = None) -> Path:
+    """``$QBUCKET_HOME/data``, else the user data dir (``~/.local/share/qbucket`` on Linux)."""
+    env = os.environ if env is None else env
+    home = _home(env)
+    if home is not None:
+        return home / "data"
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("qbucket", appauthor=False))
+
+
+def default_config_path(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    explicit = env.get("QBUCKET_CONFIG")
+    return Path(explicit).expanduser() if explicit else config_dir(env) / "config.toml"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The resolved settings. ``storage_url is None`` means: use the embedded server.
+
+    ``sources`` says where each setting came from ("argument", "env QBUCKET_STORAGE_URL",
+    "config file /path", "embedded server", "default"), for ``qbucket config`` and errors.
+    """
+
+    storage_url: str | None
+    access_key: str | None
+    secret_key: str | None = dataclasses.field(repr=False)
+    region: str
+    sources: Mapping[str, str]
+    config_path: Path | None
+
+    @property
+    def embedded(self) -> bool:
+        return self.storage_url is None
+
+
+def _read_config(
+    fileconf: str | os.PathLike[str] | Mapping[str, Any] | None,
+    profile: str | None,
+    env: Mapping[str, str],
+) -> tuple[dict[str, str], str, Path | None]:
+    """The settings of the chosen profile, a label for error messages, and the file path."""
+    if isinstance(fileconf, Mapping):
+        document: Mapping[str, Any] = fileconf
+        label, path = "fileconf mapping", None
+    else:
+        explicit = fileconf is not None
+        path = Path(fileconf).expanduser() if fileconf is not None else default_config_path(env)
+        label = f"config file {path}"
+        try:
+            with open(path, "rb") as stream:
+                document = tomllib.load(stream)
+        except FileNotFoundError:
+            if explicit or env.get("QBUCKET_CONFIG") or profile:
+                raise ConfigurationError(
+                    f"config file {path} does not exist", path=str(path)
+                ) from None
+            return {}, label, path
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(
+                f"cannot read config file {path}: {exc}", path=str(path)
+            ) from exc
+    section: Any = document
+    if profile:
+        section = document.get("profiles", {}).get(profile)
+        if not isinstance(section, Mapping):
+            known = sorted(document.get("profiles", {}))
+            raise ConfigurationError(
+                f"profile {profile!r} not found in {label} (profiles: {', '.join(known) or 'none'})",
+                path=str(path) if path else None,
+            )
+    values: dict[str, str] = {}
+    for field in FIELDS:
+        value = section.get(field)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise ConfigurationError(
+                f"{field} in {label} must be a string", path=str(path) if path else None
+            )
+        values[field] = value
+    return values, label, path
+
+
+def resolve(
+    storage_url: str | None = None,
+    access_key: str | None = None,
+    secret_key: str | None = None,
+    *,
+    fileconf: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    region: str | None = None,
+    profile: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Resolve the settings as the module docstring describes.
+
+    Raises:
+        ConfigurationError: unreadable config file, unknown profile, malformed storage URL, or
+            a storage URL without credentials.
+    """
+    env = os.environ if env is None else env
+    profile = profile or env.get("QBUCKET_PROFILE") or None
+    file_values, file_label, config_path = _read_config(fileconf, profile, env)
+    arguments = {
+        "storage_url": storage_url,
+        "access_key": access_key,
+        "secret_key": secret_key,
+        "region": region,
+    }
+    values: dict[str, str | None] = {}
+    sources: dict[str, str] = {}
+    for field in FIELDS:
+        if arguments[field]:
+            values[field], sources[field] = arguments[field], "argument"
+            continue
+        for variable in ENVIRONMENT[field]:
+            if env.get(variable):
+                values[field], sources[field] = env[variable], f"env {variable}"
+                break
+        else:
+            if file_values.get(field):
+                values[field], sources[field] = file_values[field], file_label
+            else:
+                values[field] = None
+
+    url = values["storage_url"]
+    if url is None:
+        if sources.get("access_key") == "argument" or sources.get("secret_key") == "argument":
+            raise ConfigurationError(
+                "credentials were given without a storage_url; pass storage_url too, or neither "
+                "to use the embedded server"
+            )
+        return Settings(
+            storage_url=None,
+            access_key=None,
+            secret_key=None,
+            region=DEFAULT_REGION,
+            sources={field: EMBEDDED for field in FIELDS},
+            config_path=config_path,
+        )
+    url = validate_storage_url(url, source=sources["storage_url"])
+    missing = [field for field in ("access_key", "secret_key") if not values[field]]
+    if missing:
+        raise ConfigurationError(
+            f"storage_url {url} (from {sources['storage_url']}) has no {' and '.join(missing)}: "
+            "set them as arguments, QBUCKET_ACCESS_KEY/QBUCKET_SECRET_KEY or in the config file"
+        )
+    if not values["region"]:
+        values["region"], sources["region"] = DEFAULT_REGION, "default"
+    return Settings(
+        storage_url=url,
+        access_key=values["access_key"],
+        secret_key=values["secret_key"],
+        region=values["region"] or DEFAULT_REGION,
+        sources=sources,
+        config_path=config_path,
+    )
+
+
+def validate_storage_url(url: str, *, source: str = "argument") -> str:
+    """``url`` without a trailing slash, or :class:`ConfigurationError` saying what is wrong."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(
+            f"storage_url {url!r} (from {source}) is not an http:// or https:// URL with a host"
+        )
+    if parts.username or parts.password:
+        raise ConfigurationError(
+            f"storage_url from {source} must not carry credentials; use access_key/secret_key"
+        )
+    if parts.query or parts.fragment or parts.path.strip("/"):
+        raise ConfigurationError(
+            f"storage_url {url!r} (from {source}) must be scheme://host[:port] only; the bucket "
+            "is named separately"
+        )
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError as exc:
+        raise ConfigurationError(f"storage_url {url!r} (from {source}): {exc}") from exc
+    return url.rstrip("/")

@@ -1,0 +1,58 @@
+"""Content digests: one read of a file computes every digest qbucket needs.
+
+MD5 is what S3 reports as the ETag of a single-part upload, so it lets a listing tell unchanged
+files without extra requests; SHA-1 is the seed API's sync criterion and is stored in each object's
+metadata (``x-amz-meta-qbucket-sha1``) for objects whose ETag is not an MD5 (multipart uploads,
+encrypted buckets).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+
+CHUNK = 1 << 20
+SHA1_METADATA = "qbucket-sha1"  # user metadata name; S3 sends it as x-amz-meta-qbucket-sha1
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Digests:
+    """Size and hex digests of one content."""
+
+    size: int
+    md5: str
+    sha1: str
+
+
+def digest_bytes(data: bytes | memoryview) -> Digests:
+    return Digests(len(data), hashlib.md5(data).hexdigest(), hashlib.sha1(data).hexdigest())
+
+
+def digest_file(path: str | os.PathLike[str]) -> Digests:
+    """Digests of the file at ``path``, read once. Raises OSError as the OS does."""
+    md5, sha1 = hashlib.md5(), hashlib.sha1()
+    size = 0
+    with open(path, "rb", buffering=0) as stream:
+        buffer = bytearray(CHUNK)
+        view = memoryview(buffer)
+        while True:
+            count = stream.readinto(buffer)
+            if not count:
+                break
+            chunk = view[:count]
+            md5.update(chunk)
+            sha1.update(chunk)
+            size += count
+    return Digests(size, md5.hexdigest(), sha1.hexdigest())
+
+
+def plain_md5_etag(e_tag: str | None) -> str | None:
+    """The MD5 an ETag stands for, or None when it is not a plain MD5 (multipart ``...-N``,
+    missing, or some other server's format)."""
+    if not e_tag:
+        return None
+    value = e_tag.strip('"').lower()
+    if len(value) == 32 and all(c in "0123456789abcdef" for c in value):
+        return value
+    return None

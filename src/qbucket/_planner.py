@@ -1,0 +1,148 @@
+"""The sync planner: local files and a remote listing in, a plan out. Pure: no disk, no network.
+
+Comparison follows the seed API (name, size and SHA-1), without a request per object:
+
+* a size mismatch means the content changed;
+* with equal sizes, a plain-MD5 ETag equal to the local MD5 means the content is the same;
+* otherwise the object's stored SHA-1 (``x-amz-meta-qbucket-sha1``) decides, and when the listing
+  does not carry it the object is *unresolved*: the executor reads its metadata (one HEAD, only
+  for such objects) and plans again.
+
+Identical contents are uploaded once: the first file of each content is uploaded, or copied
+server-side from a remote object that already holds it and that this plan does not overwrite;
+the others are copied from it. Remote objects under the prefix with no local counterpart are
+deleted, after every upload and copy succeeded (the executor's rule).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+
+from ._hashing import Digests, plain_md5_etag
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LocalEntry:
+    """A local file to mirror under ``key``."""
+
+    key: str
+    path: str
+    digests: Digests
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RemoteEntry:
+    """What a listing (plus, for unresolved objects, a HEAD) says of a remote object."""
+
+    key: str
+    size: int
+    e_tag: str | None
+    sha1: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Upload:
+    key: str
+    path: str
+    digests: Digests
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Copy:
+    """A server-side copy. ``after_upload`` is True when the source is written by this plan."""
+
+    source: str
+    key: str
+    digests: Digests
+    after_upload: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    uploads: list[Upload]
+    copies: list[Copy]
+    deletes: list[str]
+    unchanged: list[str]
+    unresolved: list[str]
+
+    @property
+    def is_noop(self) -> bool:
+        return not (self.uploads or self.copies or self.deletes)
+
+    @property
+    def bytes_to_upload(self) -> int:
+        return sum(upload.digests.size for upload in self.uploads)
+
+
+def same_content(local: Digests, remote: RemoteEntry) -> bool | None:
+    """True/False when the remote object holds/does not hold ``local``; None when only its
+    stored SHA-1, not in the listing, can tell."""
+    if remote.size != local.size:
+        return False
+    if plain_md5_etag(remote.e_tag) == local.md5:
+        return True
+    if remote.sha1 is not None:
+        return remote.sha1 == local.sha1
+    return None
+
+
+def plan_sync(
+    local: Iterable[LocalEntry],
+    remote: Mapping[str, RemoteEntry],
+    *,
+    delete_extras: bool = True,
+) -> Plan:
+    """The operations that make ``remote`` (a listing of the scope) mirror ``local``.
+
+    Args:
+        local: the files to mirror, each with its final key.
+        remote: the objects currently under the scope, by key.
+        delete_extras: plan deletes of remote objects with no local counterpart.
+    """
+    changed: list[LocalEntry] = []
+    unchanged: list[str] = []
+    unresolved: list[str] = []
+    wanted: set[str] = set()
+    for entry in local:
+        wanted.add(entry.key)
+        existing = remote.get(entry.key)
+        verdict = None if existing is None else same_content(entry.digests, existing)
+        if existing is None or verdict is False:
+            changed.append(entry)
+        elif verdict:
+            unchanged.append(entry.key)
+        else:
+            unresolved.append(entry.key)
+    if unresolved:
+        return Plan([], [], [], unchanged, unresolved)
+
+    written = {entry.key for entry in changed}
+    # Remote objects that already hold a content and that this plan leaves alone can serve as
+    # copy sources: a renamed or duplicated file is then never re-sent.
+    remote_by_content: dict[tuple[int, str], str] = {}
+    for key in sorted(remote):
+        if key in written:
+            continue
+        md5 = plain_md5_etag(remote[key].e_tag)
+        if md5 is not None:
+            remote_by_content.setdefault((remote[key].size, md5), key)
+
+    uploads: list[Upload] = []
+    copies: list[Copy] = []
+    first_of_content: dict[str, str] = {}  # sha1 -> key written by this plan
+    for entry in sorted(changed, key=lambda e: e.key):
+        digests = entry.digests
+        source = first_of_content.get(digests.sha1)
+        if source is not None:
+            copies.append(Copy(source, entry.key, digests, after_upload=True))
+            continue
+        remote_source = remote_by_content.get((digests.size, digests.md5))
+        if remote_source is not None:
+            copies.append(Copy(remote_source, entry.key, digests, after_upload=False))
+        else:
+            uploads.append(Upload(entry.key, entry.path, digests))
+        first_of_content[digests.sha1] = entry.key
+
+    deletes = sorted(key for key in remote if key not in wanted) if delete_extras else []
+    return Plan(uploads, copies, deletes, unchanged, [])

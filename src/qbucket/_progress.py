@@ -1,0 +1,102 @@
+"""Progress reporting for transfers: user callbacks and the optional terminal bar.
+
+The seed API's ``progress`` argument is either a callback ``(read, total, filename)`` — ``read``
+cumulative for that file, with a last call where ``read == total`` — or ``True`` for a progress bar.
+Transfers report to a :class:`ProgressSink`; no transfer code knows which kind it talks to.
+Reports arrive from qbucket's transfer thread.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+ProgressCallback = Callable[[int, int, str], object]
+
+
+class ProgressSink:
+    """Receives per-file progress. The base class ignores everything."""
+
+    def add_total(self, files: int, nbytes: int) -> None:
+        """Announce more work: ``files`` files of ``nbytes`` bytes in all."""
+
+    def update(self, name: str, done: int, total: int) -> None:
+        """``done`` of ``total`` bytes of ``name`` are transferred (cumulative)."""
+
+    def close(self) -> None:
+        """The work is over (done or failed)."""
+
+
+class CallbackSink(ProgressSink):
+    """Forwards each update to the user's ``(read, total, filename)`` callback."""
+
+    def __init__(self, callback: ProgressCallback) -> None:
+        self._callback = callback
+
+    def update(self, name: str, done: int, total: int) -> None:
+        self._callback(done, total, name)
+
+
+class BarSink(ProgressSink):
+    """A rich progress bar on stderr: bytes done, throughput and ETA over every file."""
+
+    def __init__(self, description: str) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self._lock = threading.Lock()
+        self._seen: dict[str, int] = {}
+        self._bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        self._task = self._bar.add_task(description, total=0)
+        self._bar.start()
+
+    def add_total(self, files: int, nbytes: int) -> None:
+        with self._lock:
+            task = self._bar.tasks[self._task]
+            self._bar.update(self._task, total=(task.total or 0) + nbytes)
+
+    def update(self, name: str, done: int, total: int) -> None:
+        with self._lock:
+            delta = done - self._seen.get(name, 0)
+            self._seen[name] = done
+            self._bar.advance(self._task, delta)
+
+    def close(self) -> None:
+        self._bar.stop()
+
+
+def make_sink(progress: bool | ProgressCallback | None, description: str) -> ProgressSink:
+    """The sink for the seed API's ``progress`` argument.
+
+    ``True`` draws a bar when stderr is a terminal and stays silent otherwise, so that logs and
+    pipes never fill with control characters.
+    """
+    if progress is None or progress is False:
+        return ProgressSink()
+    if progress is True:
+        return BarSink(description) if _stderr_is_terminal() else ProgressSink()
+    if callable(progress):
+        return CallbackSink(progress)
+    raise TypeError(f"progress must be None, a bool or a callable, not {type(progress).__name__}")
+
+
+def _stderr_is_terminal() -> bool:
+    stream: Any = sys.stderr
+    return bool(stream is not None and hasattr(stream, "isatty") and stream.isatty())

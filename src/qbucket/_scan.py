@@ -1,0 +1,102 @@
+"""Walking local trees: regular files only, symlinks never followed, and no silent gaps.
+
+A sync deletes remote objects that have no local counterpart, so a walk that misses part of the
+tree (an unreadable subdirectory, a root that vanished) must fail rather than return less: every
+error here raises :class:`IncompleteScanError`, naming the path, before anything is deleted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import stat
+from collections.abc import Callable, Iterator
+
+from ._exceptions import IncompleteScanError, LocalFileNotFoundError, LocalNotADirectoryError
+
+SkipReporter = Callable[[str, str], None]  # (path, reason)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LocalFile:
+    """A regular file found by a walk.
+
+    Attributes:
+        relative: its path below the walked root, with ``/`` separators.
+        path: its full path.
+        size: its size in bytes when walked.
+        mtime_ns: its modification time when walked.
+    """
+
+    relative: str
+    path: str
+    size: int
+    mtime_ns: int
+
+
+def check_directory(root: str | os.PathLike[str]) -> str:
+    """``root`` as a str if it is a directory, else the error that says what it is."""
+    root = os.fspath(root)
+    try:
+        info = os.stat(root)
+    except FileNotFoundError:
+        raise LocalFileNotFoundError(f"directory {root} does not exist", path=root) from None
+    except OSError as exc:
+        raise IncompleteScanError(
+            f"cannot read directory {root}: {exc.strerror}", path=root
+        ) from exc
+    if not stat.S_ISDIR(info.st_mode):
+        raise LocalNotADirectoryError(f"{root} is not a directory", path=root)
+    return root
+
+
+def walk_files(
+    root: str | os.PathLike[str], *, on_skip: SkipReporter | None = None
+) -> Iterator[LocalFile]:
+    """Every regular file below ``root``, depth first, names sorted within each directory.
+
+    Symlinks (to files or directories) and special files are skipped and reported to
+    ``on_skip``; they are never followed.
+
+    Raises:
+        LocalFileNotFoundError: ``root`` does not exist.
+        LocalNotADirectoryError: ``root`` is not a directory.
+        IncompleteScanError: a directory below ``root`` could not be read.
+    """
+    top = check_directory(root)
+    pending = [("", top)]
+    while pending:
+        relative_dir, directory = pending.pop()
+        try:
+            with os.scandir(directory) as entries:
+                listed = sorted(entries, key=lambda entry: entry.name, reverse=True)
+        except OSError as exc:
+            raise IncompleteScanError(
+                f"cannot read directory {directory}: {exc.strerror or exc}; nothing was deleted",
+                path=directory,
+            ) from exc
+        files: list[LocalFile] = []
+        for entry in listed:
+            relative = f"{relative_dir}{entry.name}"
+            try:
+                if entry.is_symlink():
+                    if on_skip:
+                        on_skip(entry.path, "symlink, not followed")
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append((relative + "/", entry.path))
+                    continue
+                info = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # removed while we walked: it is simply not part of the tree
+            except OSError as exc:
+                raise IncompleteScanError(
+                    f"cannot read {entry.path}: {exc.strerror or exc}; nothing was deleted",
+                    path=entry.path,
+                ) from exc
+            if not stat.S_ISREG(info.st_mode):
+                if on_skip:
+                    on_skip(entry.path, "not a regular file")
+                continue
+            files.append(LocalFile(relative, entry.path, info.st_size, info.st_mtime_ns))
+        yield from reversed(files)

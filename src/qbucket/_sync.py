@@ -1,0 +1,195 @@
+"""Sync execution: scan results and a listing in, the plan carried out, a summary out.
+
+Order of work, so that a failure never loses data:
+
+1. list the remote scope while the local files are hashed;
+2. plan (pure, :mod:`qbucket._planner`); read the stored SHA-1 of the few objects the listing
+   cannot settle, and plan again;
+3. upload new contents and copy from existing remote objects, then copy duplicates of what was
+   just uploaded;
+4. only if every one of those succeeded, delete the remote extras. Otherwise raise one
+   :class:`BatchError` that names every failed key; nothing was deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar
+
+from . import _transfer
+from ._error_mapping import translate
+from ._exceptions import BatchError, QBucketError, TransferError
+from ._hashing import Digests, digest_file
+from ._planner import Copy, LocalEntry, Plan, RemoteEntry, Upload, plan_sync
+
+if TYPE_CHECKING:
+    from obstore.store import S3Store
+
+T = TypeVar("T")
+Reporter = Callable[[str], None]
+HASH_CONCURRENCY = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class SyncSummary:
+    """What a sync did. Returned by :meth:`Bucket.sync_directory` and :meth:`Bucket.sync_files`."""
+
+    uploaded: int
+    copied: int
+    deleted: int
+    unchanged: int
+    bytes_uploaded: int
+    seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class SyncContext:
+    store: S3Store
+    bucket: str
+    limit: asyncio.Semaphore
+    report: Reporter | None
+
+
+async def _bounded(limit: asyncio.Semaphore, work: Awaitable[T]) -> T:
+    async with limit:
+        return await work
+
+
+async def _hash_all(
+    files: Sequence[tuple[str, str]], bucket: str
+) -> tuple[list[LocalEntry], list[QBucketError]]:
+    loop = asyncio.get_running_loop()
+    limit = asyncio.Semaphore(HASH_CONCURRENCY)
+    failures: list[QBucketError] = []
+
+    async def one(key: str, path: str) -> LocalEntry | None:
+        async with limit:
+            try:
+                digests: Digests = await loop.run_in_executor(None, digest_file, path)
+            except OSError as exc:
+                failures.append(translate(exc, action="read", bucket=bucket, key=key, path=path))
+                return None
+        return LocalEntry(key, path, digests)
+
+    results = await asyncio.gather(*(one(key, path) for key, path in files))
+    return [entry for entry in results if entry is not None], failures
+
+
+async def _list_scope(ctx: SyncContext, prefix: str) -> dict[str, RemoteEntry]:
+    remote: dict[str, RemoteEntry] = {}
+    async for summary in _transfer.list_objects(ctx.store, ctx.bucket, prefix):
+        if summary.key.startswith(prefix):  # the '/' boundary: "data" never covers "data2/"
+            remote[summary.key] = RemoteEntry(summary.key, summary.size, summary.e_tag)
+    return remote
+
+
+async def _resolve(ctx: SyncContext, remote: dict[str, RemoteEntry], keys: list[str]) -> None:
+    """Fill in the stored SHA-1 of objects the listing could not settle (one HEAD each)."""
+
+    async def one(key: str) -> None:
+        sha1 = await _bounded(ctx.limit, _transfer.head_sha1(ctx.store, ctx.bucket, key))
+        # No stored SHA-1: record a value no content has, so the file is uploaded again.
+        remote[key] = dataclasses.replace(remote[key], sha1=sha1 or "")
+
+    await asyncio.gather(*(one(key) for key in keys))
+
+
+async def _run_all(
+    ctx: SyncContext, operations: Sequence[Upload | Copy]
+) -> tuple[list[Upload | Copy], list[QBucketError]]:
+    done: list[Upload | Copy] = []
+    failures: list[QBucketError] = []
+
+    async def one(operation: Upload | Copy) -> None:
+        try:
+            if isinstance(operation, Upload):
+                work: Awaitable[object] = _transfer.put_file(
+                    ctx.store, ctx.bucket, operation.key, operation.path, operation.digests
+                )
+                line = f"upload {operation.path} -> s3://{ctx.bucket}/{operation.key}"
+            else:
+                work = _transfer.copy_object(ctx.store, ctx.bucket, operation.source, operation.key)
+                line = f"copy s3://{ctx.bucket}/{operation.source} -> {operation.key}"
+            await _bounded(ctx.limit, work)
+        except QBucketError as exc:
+            failures.append(exc)
+            return
+        done.append(operation)
+        if ctx.report:
+            ctx.report(line)
+
+    await asyncio.gather(*(one(operation) for operation in operations))
+    return done, failures
+
+
+async def run_sync(
+    ctx: SyncContext,
+    files: Sequence[tuple[str, str]],
+    prefix: str,
+    *,
+    delete_extras: bool = True,
+    dry_run: bool = False,
+) -> tuple[Plan, SyncSummary]:
+    """Mirror ``files`` (key, local path) onto the scope ``prefix`` of the bucket.
+
+    Raises:
+        BatchError: some files could not be read or sent; nothing was deleted.
+    """
+    started = time.perf_counter()
+    listing = asyncio.ensure_future(_list_scope(ctx, prefix))
+    try:
+        local, failures = await _hash_all(files, ctx.bucket)
+    finally:
+        remote = await listing
+    plan = plan_sync(local, remote, delete_extras=delete_extras)
+    if plan.unresolved:
+        await _resolve(ctx, remote, plan.unresolved)
+        plan = plan_sync(local, remote, delete_extras=delete_extras)
+    if failures:
+        # Part of the tree could not be read: its objects must not be taken for extras.
+        plan = dataclasses.replace(plan, deletes=[])
+    if dry_run:
+        return plan, _summary(plan, [], 0, started)
+
+    first: list[Upload | Copy] = [*plan.uploads, *(c for c in plan.copies if not c.after_upload)]
+    done, errors = await _run_all(ctx, first)
+    failures += errors
+    second = [c for c in plan.copies if c.after_upload and c.source not in {e.key for e in errors}]
+    skipped = [c for c in plan.copies if c.after_upload and c not in second]
+    done_second, errors = await _run_all(ctx, second)
+    done += done_second
+    failures += errors
+    failures += [
+        TransferError(f"not copied: its source {c.source!r} failed", bucket=ctx.bucket, key=c.key)
+        for c in skipped
+    ]
+    if failures:
+        raise BatchError(
+            f"sync to s3://{ctx.bucket}/{prefix} failed for {len(failures)} file(s); "
+            "no remote file was deleted",
+            failures,
+            bucket=ctx.bucket,
+        )
+    if plan.deletes:
+        await _transfer.delete_objects(ctx.store, ctx.bucket, plan.deletes)
+        if ctx.report:
+            for key in plan.deletes:
+                ctx.report(f"delete s3://{ctx.bucket}/{key}")
+    return plan, _summary(plan, done, len(plan.deletes), started)
+
+
+def _summary(
+    plan: Plan, done: Sequence[Upload | Copy], deleted: int, started: float
+) -> SyncSummary:
+    uploads = [op for op in done if isinstance(op, Upload)]
+    return SyncSummary(
+        uploaded=len(uploads),
+        copied=len(done) - len(uploads),
+        deleted=deleted,
+        unchanged=len(plan.unchanged),
+        bytes_uploaded=sum(op.digests.size for op in uploads),
+        seconds=time.perf_counter() - started,
+    )
