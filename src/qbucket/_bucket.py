@@ -253,7 +253,7 @@ class Bucket:
         """
         if isinstance(local_or_file, (str, os.PathLike)):
             path = os.fspath(local_or_file)
-            key = normalize_key(remote if remote is not None else path, bucket=self._name)
+            key = self._key_for_path(path, remote)
             self._check_file(path, key)
             self._require_bucket()
             self._uploads.submit(
@@ -266,6 +266,19 @@ class Bucket:
         self._uploads.submit(
             key, lambda: _transfer.put_bytes(self._store, self._name, key, data, digests)
         )
+
+    def _key_for_path(self, path: str, remote: str | None) -> str:
+        if remote is not None:
+            return normalize_key(remote, bucket=self._name)
+        try:
+            return normalize_key(path, bucket=self._name)
+        except InvalidKeyError as exc:
+            raise InvalidKeyError(
+                f"{exc}; the key defaults to the path {path!r}: pass remote= to name the object",
+                bucket=self._name,
+                key=exc.key,
+                path=path,
+            ) from None
 
     def _check_file(self, path: str, key: str) -> None:
         if not os.path.exists(path):

@@ -1,0 +1,260 @@
+"""sync_directory / sync_files against a real server: the rules users rely on."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import qbucket
+
+from .helpers import make_tree, remote_objects
+
+TREE = {
+    "a.txt": b"alpha",
+    "sub/b.txt": b"bravo",
+    "sub/deeper/c.bin": bytes(range(256)) * 10,
+    "empty": b"",
+}
+
+
+def test_sync_directory_uploads_tree_with_relative_keys(
+    bucket: qbucket.Bucket, s3: Any, tmp_path: Path
+) -> None:
+    make_tree(tmp_path / "src", TREE)
+    summary = bucket.sync_directory(str(tmp_path / "src"))
+    assert remote_objects(s3, bucket.uuid) == TREE
+    assert summary.uploaded == len(TREE)
+
+
+def test_sync_directory_with_remote_prefixes_keys(
+    bucket: qbucket.Bucket, s3: Any, tmp_path: Path
+) -> None:
+    make_tree(tmp_path / "src", TREE)
+    bucket.sync_directory(tmp_path / "src", remote="data")
+    assert remote_objects(s3, bucket.uuid) == {f"data/{k}": v for k, v in TREE.items()}
+
+
+def test_unchanged_tree_is_not_resent(bucket: qbucket.Bucket, tmp_path: Path) -> None:
+    make_tree(tmp_path / "src", TREE)
+    bucket.sync_directory(tmp_path / "src")
+    again = bucket.sync_directory(tmp_path / "src")
+    assert (again.uploaded, again.copied, again.deleted) == (0, 0, 0)
+    assert again.unchanged == len(TREE)
+
+
+def test_same_size_same_mtime_change_is_uploaded(
+    bucket: qbucket.Bucket, s3: Any, tmp_path: Path
+) -> None:
+    src = make_tree(tmp_path / "src", {"f.txt": b"version-1"})
+    bucket.sync_directory(src)
+    path = src / "f.txt"
+    before = path.stat()
+    path.write_bytes(b"version-2")  # same size
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # same mtime
+    assert path.stat().st_mtime_ns == before.st_mtime_ns
+    summary = bucket.sync_directory(src)
+    assert summary.uploaded == 1
+    assert remote_objects(s3, bucket.uuid) == {"f.txt": b"version-2"}
+
+
+def test_remote_extras_are_deleted_under_the_prefix_only(
+    bucket: qbucket.Bucket, s3: Any, tmp_path: Path
+) -> None:
+    for key in ("data/old.txt", "data2/keep.txt", "datafile", "other/keep.txt"):
+        s3.put_object(Bucket=bucket.uuid, Key=key, Body=b"x")
+    src = make_tree(tmp_path / "src", {"new.txt": b"new"})
+    summary = bucket.sync_directory(src, remote="data")
+    assert summary.deleted == 1
+    assert set(remote_objects(s3, bucket.uuid)) == {
+        "data/new.txt",
+        "data2/keep.txt",
+        "datafile",
+        "other/keep.txt",
+    }
+
+
+def test_remote_none_scope_is_the_whole_bucket(
+    bucket: qbucket.Bucket, s3: Any, tmp_path: Path
+) -> None:
+    s3.put_object(Bucket=bucket.uuid, Key="stray/file", Body=b"x")
+    src = make_tree(tmp_path / "src", {"kept.txt": b"k"})
+    bucket.sync_directory(src)
+    assert set(remote_objects(s3, bucket.uuid)) == {"kept.txt"}
+
+
+def test_sha1_is_stored_in_metadata(bucket: qbucket.Bucket, s3: Any, tmp_path: Path) -> None:
+    import hashlib
+
+    src = make_tree(tmp_path / "src", {"f": b"content"})
+    bucket.sync_directory(src)
+    head = s3.head_object(Bucket=bucket.uuid, Key="f")
+    assert head["Metadata"]["qbucket-sha1"] == hashlib.sha1(b"content").hexdigest()
+
+
+def test_identical_contents_are_uploaded_once_and_copied(
+    bucket: qbucket.Bucket, s3: Any, tmp_path: Path
+) -> None:
+    src = make_tree(
+        tmp_path / "src",
+        {"one": b"same" * 100, "two": b"same" * 100, "d/three": b"same" * 100, "x": b"other"},
+    )
+    summary = bucket.sync_directory(src)
+    assert (summary.uploaded, summary.copied) == (2, 2)
+    assert remote_objects(s3, bucket.uuid) == {
+        "one": b"same" * 100,
+        "two": b"same" * 100,
+        "d/three": b"same" * 100,
+        "x": b"other",
+    }
+
+
+def test_renamed_file_is_copied_server_side_not_resent(
+    bucket: qbucket.Bucket, s3: Any, tmp_path: Path
+) -> None:
+    src = make_tree(tmp_path / "src", {"old-name": b"payload" * 50})
+    bucket.sync_directory(src)
+    (src / "old-name").rename(src / "new-name")
+    summary = bucket.sync_directory(src)
+    assert (summary.uploaded, summary.copied, summary.deleted) == (0, 1, 1)
+    assert remote_objects(s3, bucket.uuid) == {"new-name": b"payload" * 50}
+
+
+def test_swapped_contents_are_not_mixed_up(bucket: qbucket.Bucket, s3: Any, tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", {"a": b"A" * 10, "b": b"B" * 10})
+    bucket.sync_directory(src)
+    make_tree(src, {"a": b"B" * 10, "b": b"A" * 10})
+    bucket.sync_directory(src)
+    assert remote_objects(s3, bucket.uuid) == {"a": b"B" * 10, "b": b"A" * 10}
+
+
+def test_symlinks_are_skipped_and_reported(
+    bucket: qbucket.Bucket, s3: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = make_tree(tmp_path / "src", {"real.txt": b"r"})
+    outside = make_tree(tmp_path / "outside", {"secret.txt": b"s"})
+    (src / "file-link").symlink_to(outside / "secret.txt")
+    (src / "dir-link").symlink_to(outside, target_is_directory=True)
+    bucket.sync_directory(src, verbose=True)
+    assert set(remote_objects(s3, bucket.uuid)) == {"real.txt"}
+    out = capsys.readouterr().out
+    assert "file-link" in out and "dir-link" in out and "upload" in out
+
+
+def test_unreadable_subdirectory_deletes_nothing(
+    bucket: qbucket.Bucket, s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s3.put_object(Bucket=bucket.uuid, Key="data/locked/x", Body=b"x")
+    s3.put_object(Bucket=bucket.uuid, Key="data/extra", Body=b"x")
+    src = make_tree(tmp_path / "src", {"ok.txt": b"ok", "locked/x": b"x"})
+    real_scandir = os.scandir
+
+    def failing_scandir(path: Any = ".") -> Any:
+        # Root ignores permission bits, so the unreadable directory is simulated at the syscall.
+        if os.fspath(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", failing_scandir)
+    with pytest.raises(qbucket.IncompleteScanError) as info:
+        bucket.sync_directory(src, remote="data")
+    assert "locked" in str(info.value)
+    assert set(remote_objects(s3, bucket.uuid)) == {"data/locked/x", "data/extra"}
+
+
+def test_missing_directory_raises_and_deletes_nothing(
+    bucket: qbucket.Bucket, s3: Any, tmp_path: Path
+) -> None:
+    s3.put_object(Bucket=bucket.uuid, Key="keep", Body=b"x")
+    with pytest.raises(qbucket.LocalFileNotFoundError) as info:
+        bucket.sync_directory(tmp_path / "nope")
+    assert isinstance(info.value, FileNotFoundError)
+    assert "nope" in str(info.value)
+    assert set(remote_objects(s3, bucket.uuid)) == {"keep"}
+
+
+def test_sync_files_maps_remote_names_to_local_paths(
+    bucket: qbucket.Bucket, s3: Any, tmp_path: Path
+) -> None:
+    src = make_tree(tmp_path / "src", {"x": b"ex", "y": b"why"})
+    s3.put_object(Bucket=bucket.uuid, Key="out/stale", Body=b"old")
+    s3.put_object(Bucket=bucket.uuid, Key="elsewhere", Body=b"kept")
+    bucket.sync_files({"first.txt": str(src / "x"), "sub/second.txt": src / "y"}, remote="out")
+    assert remote_objects(s3, bucket.uuid) == {
+        "out/first.txt": b"ex",
+        "out/sub/second.txt": b"why",
+        "elsewhere": b"kept",
+    }
+
+
+def test_sync_files_missing_local_file_changes_nothing(
+    bucket: qbucket.Bucket, s3: Any, tmp_path: Path
+) -> None:
+    s3.put_object(Bucket=bucket.uuid, Key="keep", Body=b"x")
+    with pytest.raises(qbucket.LocalFileNotFoundError) as info:
+        bucket.sync_files({"a": str(tmp_path / "missing")})
+    assert "missing" in str(info.value)
+    assert set(remote_objects(s3, bucket.uuid)) == {"keep"}
+
+
+def test_multipart_object_compared_through_stored_sha1(
+    bucket: qbucket.Bucket, s3: Any, tmp_path: Path
+) -> None:
+    from qbucket import _transfer
+
+    big = os.urandom(_transfer.SINGLE_PUT_LIMIT + 1024)
+    src = make_tree(tmp_path / "src", {"big.bin": big})
+    bucket.sync_directory(src)
+    assert "-" in s3.head_object(Bucket=bucket.uuid, Key="big.bin")["ETag"]  # multipart ETag
+    again = bucket.sync_directory(src)
+    assert (again.uploaded, again.unchanged) == (0, 1)
+    changed = bytearray(big)
+    changed[100] ^= 0xFF
+    (src / "big.bin").write_bytes(bytes(changed))
+    third = bucket.sync_directory(src)
+    assert third.uploaded == 1
+    assert s3.get_object(Bucket=bucket.uuid, Key="big.bin")["Body"].read() == bytes(changed)
+
+
+def test_object_from_another_tool_without_md5_etag_or_sha1_is_reuploaded(
+    bucket: qbucket.Bucket, s3: Any, tmp_path: Path
+) -> None:
+    # A multipart upload by another tool: neither an MD5 ETag nor a stored sha1 to compare.
+    upload = s3.create_multipart_upload(Bucket=bucket.uuid, Key="f")
+    part = s3.upload_part(
+        Bucket=bucket.uuid, Key="f", UploadId=upload["UploadId"], PartNumber=1, Body=b"old-data"
+    )
+    s3.complete_multipart_upload(
+        Bucket=bucket.uuid,
+        Key="f",
+        UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+    )
+    src = make_tree(tmp_path / "src", {"f": b"new-data"})
+    summary = bucket.sync_directory(src)
+    assert summary.uploaded == 1
+    assert remote_objects(s3, bucket.uuid) == {"f": b"new-data"}
+
+
+def test_verbose_prints_operations(
+    bucket: qbucket.Bucket, s3: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    s3.put_object(Bucket=bucket.uuid, Key="gone", Body=b"x")
+    src = make_tree(tmp_path / "src", {"n": b"n", "m": b"n"})
+    bucket.sync_directory(src, verbose=True)
+    out = capsys.readouterr().out
+    assert f"upload {src / 'm'} -> s3://{bucket.uuid}/m" in out
+    assert f"copy s3://{bucket.uuid}/m -> n" in out
+    assert f"delete s3://{bucket.uuid}/gone" in out
+
+
+def test_dry_run_changes_nothing(bucket: qbucket.Bucket, s3: Any, tmp_path: Path) -> None:
+    s3.put_object(Bucket=bucket.uuid, Key="gone", Body=b"x")
+    src = make_tree(tmp_path / "src", {"n": b"n"})
+    summary = bucket.sync_directory(src, dry_run=True)
+    assert summary.uploaded == 0
+    plan = bucket.plan_sync_directory(src)
+    assert [u.key for u in plan.uploads] == ["n"] and plan.deletes == ["gone"]
+    assert set(remote_objects(s3, bucket.uuid)) == {"gone"}
