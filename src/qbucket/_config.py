@@ -128,9 +128,16 @@ def _read_config(
             ) from exc
     section: Any = document
     if profile:
-        section = document.get("profiles", {}).get(profile)
+        profiles = document.get("profiles", {})
+        if not isinstance(profiles, Mapping):
+            raise ConfigurationError(
+                f"cannot read profile {profile!r}: 'profiles' in {label} must be a table of "
+                "[profiles.NAME] tables",
+                path=str(path) if path else None,
+            )
+        section = profiles.get(profile)
         if not isinstance(section, Mapping):
-            known = sorted(document.get("profiles", {}))
+            known = sorted(profiles)
             raise ConfigurationError(
                 f"profile {profile!r} not found in {label} (profiles: {', '.join(known) or 'none'})",
                 path=str(path) if path else None,
@@ -224,23 +231,35 @@ def resolve(
 
 
 def validate_storage_url(url: str, *, source: str = "argument") -> str:
-    """``url`` without a trailing slash, or :class:`ConfigurationError` saying what is wrong."""
-    parts = urlsplit(url)
+    """``url`` without a trailing slash, or :class:`ConfigurationError` saying what is wrong.
+
+    The URL is echoed in messages only once it is known to carry no password.
+    """
+    try:
+        parts = urlsplit(url)
+        port_error = None
+        try:
+            parts.port  # noqa: B018 - raises ValueError on a malformed port
+        except ValueError as exc:
+            port_error = str(exc)
+    except ValueError as exc:  # e.g. an unbalanced IPv6 bracket
+        shown = "storage_url" if "@" in url else f"storage_url {url!r}"
+        raise ConfigurationError(f"{shown} (from {source}) is malformed: {exc}") from None
+    if parts.username or parts.password or "@" in parts.netloc:
+        raise ConfigurationError(
+            f"storage_url from {source} must not carry credentials; use access_key/secret_key"
+        )
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(
             f"storage_url {url!r} (from {source}) is not an http:// or https:// URL with a host"
         )
-    if parts.username or parts.password:
-        raise ConfigurationError(
-            f"storage_url from {source} must not carry credentials; use access_key/secret_key"
-        )
+    if any(c.isspace() for c in parts.netloc):
+        raise ConfigurationError(f"storage_url {url!r} (from {source}) has a space in its host")
     if parts.query or parts.fragment or parts.path.strip("/"):
         raise ConfigurationError(
             f"storage_url {url!r} (from {source}) must be scheme://host[:port] only; the bucket "
             "is named separately"
         )
-    try:
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError as exc:
-        raise ConfigurationError(f"storage_url {url!r} (from {source}): {exc}") from exc
+    if port_error:
+        raise ConfigurationError(f"storage_url {url!r} (from {source}): {port_error}")
     return url.rstrip("/")
