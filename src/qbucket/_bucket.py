@@ -68,15 +68,27 @@ class Bucket:
     """
 
     def __init__(self, connection: Connection, name: str, create: bool = True) -> None:
-        self._connection = connection
-        self._name = validate_bucket_name(name)
-        self._known_to_exist = False
-        self._uploads = BackgroundUploads(lambda: self._connection.transport, self._name)
-        connection._register(self)
+        self._setup(connection, validate_bucket_name(name))
         if create:
             if not self.exists():
                 self._connection._create_bucket_on_server(self._name)
             self._known_to_exist = True
+
+    def _setup(self, connection: Connection, name: str) -> None:
+        self._connection = connection
+        self._name = name
+        self._known_to_exist = False
+        self._uploads = BackgroundUploads(lambda: self._connection.transport, self._name)
+        connection._register(self)
+
+    @classmethod
+    def _listed(cls, connection: Connection, name: str) -> Bucket:
+        """A bucket the server listed: its name is taken as it is, even one that today's naming
+        rules refuse (AWS once allowed uppercase letters and underscores)."""
+        bucket = cls.__new__(cls)
+        bucket._setup(connection, name)
+        bucket._known_to_exist = True
+        return bucket
 
     # -- identity ---------------------------------------------------------------------------
 

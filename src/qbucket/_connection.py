@@ -124,9 +124,9 @@ class Connection:
         """Every bucket the credentials can see."""
         from ._bucket import Bucket
 
-        with mapped_errors("list buckets"):
+        with mapped_errors(f"list the buckets at {self.transport.endpoint}"):
             response = self.s3client.list_buckets()
-        return [Bucket(self, entry["Name"], create=False) for entry in response.get("Buckets", [])]
+        return [Bucket._listed(self, entry["Name"]) for entry in response.get("Buckets", [])]
 
     def create_bucket(self, name: str) -> Bucket:
         """The bucket ``name``, created if it does not exist yet."""

@@ -67,11 +67,12 @@ def _short(text: str, limit: int = 300) -> str:
 
 
 def _where(bucket: str | None, key: str | None) -> str:
+    """What an operation was about, as the object of "cannot <action>" (leading space)."""
     if bucket and key:
-        return f"s3://{bucket}/{key}"
+        return f" s3://{bucket}/{key}"
     if bucket:
-        return f"bucket {bucket!r}"
-    return "the storage server"
+        return f" in bucket {bucket!r}"
+    return ""
 
 
 def translate(
@@ -100,10 +101,10 @@ def translate(
                 f"cannot {action}: bucket {bucket!r} does not exist", **context
             )
         if code in _MISSING_KEY_CODES or status == 404:
-            return MissingKeyError(f"cannot {action}: no such key {where}", **context)
+            return MissingKeyError(f"cannot {action}: no such key{where}", **context)
         if code in _AUTH_CODES or status == 403:
             return UnauthorizedException(
-                f"cannot {action} {where}: access denied ({code}: {message}); check the access key "
+                f"cannot {action}{where}: access denied ({code}: {message}); check the access key "
                 "and secret key",
                 **context,
             )
@@ -115,14 +116,14 @@ def translate(
             )
         if code in _UNAVAILABLE_CODES or (isinstance(status, int) and status >= 500):
             return BucketStorageUnavailableException(
-                f"cannot {action} {where}: the server keeps failing ({code}: {message})", **context
+                f"cannot {action}{where}: the server keeps failing ({code}: {message})", **context
             )
-        return TransferError(f"cannot {action} {where}: {code}: {message}", **context)
+        return TransferError(f"cannot {action}{where}: {code}: {message}", **context)
     if isinstance(exc, boto_errors.NoCredentialsError):
-        return UnauthorizedException(f"cannot {action} {where}: no credentials", **context)
+        return UnauthorizedException(f"cannot {action}{where}: no credentials", **context)
     if isinstance(exc, boto_errors.BotoCoreError):  # connection, timeout, endpoint errors
         return BucketStorageUnavailableException(
-            f"cannot {action} {where}: the storage server is unreachable ({_short(str(exc))})",
+            f"cannot {action}{where}: the storage server is unreachable ({_short(str(exc))})",
             **context,
         )
 
@@ -139,26 +140,26 @@ def translate(
             "403 forbidden" in lowered
         ):
             return UnauthorizedException(
-                f"cannot {action} {where}: access denied; check the access key and secret key",
+                f"cannot {action}{where}: access denied; check the access key and secret key",
                 **context,
             )
         if isinstance(exc, ob_errors.PreconditionError):
             return TransferError(
-                f"cannot {action} {where}: the object changed meanwhile", **context
+                f"cannot {action}{where}: the object changed meanwhile", **context
             )
         if isinstance(exc, ob_errors.InvalidPathError):
-            return InvalidKeyError(f"cannot {action} {where}: {text}", **context)
+            return InvalidKeyError(f"cannot {action}{where}: {text}", **context)
         if any(word in lowered for word in _CONNECTION_WORDS) or re.search(
             r"status code: 5\d\d", lowered
         ):
             return BucketStorageUnavailableException(
-                f"cannot {action} {where}: the storage server is unreachable or failing ({text})",
+                f"cannot {action}{where}: the storage server is unreachable or failing ({text})",
                 **context,
             )
-        return TransferError(f"cannot {action} {where}: {text}", **context)
+        return TransferError(f"cannot {action}{where}: {text}", **context)
     if isinstance(exc, FileNotFoundError) and path is None:
         # obstore raises the builtin for a missing object: a remote miss, not a local one.
-        return MissingKeyError(f"cannot {action}: no such key {where}", **context)
+        return MissingKeyError(f"cannot {action}: no such key{where}", **context)
     if isinstance(exc, FileNotFoundError):
         return LocalFileNotFoundError(f"cannot {action}: {path} does not exist", **context)
     if isinstance(exc, NotADirectoryError):
@@ -166,10 +167,10 @@ def translate(
     if isinstance(exc, OSError) and path is not None:
         return LocalPathError(f"cannot {action} {path}: {exc.strerror or exc}", **context)
     if isinstance(exc, (ConnectionError, TimeoutError)):
-        return BucketStorageUnavailableException(f"cannot {action} {where}: {text}", **context)
+        return BucketStorageUnavailableException(f"cannot {action}{where}: {text}", **context)
     if isinstance(exc, ValueError) and "parse path" in str(exc):
-        return InvalidKeyError(f"cannot {action} {where}: {text}", **context)
-    return TransferError(f"cannot {action} {where}: {type(exc).__name__}: {text}", **context)
+        return InvalidKeyError(f"cannot {action}{where}: {text}", **context)
+    return TransferError(f"cannot {action}{where}: {type(exc).__name__}: {text}", **context)
 
 
 @contextlib.contextmanager
