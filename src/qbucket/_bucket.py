@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import io
 import os
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from . import _transfer
 from ._background import BackgroundUploads
+from ._download import download, download_all
 from ._error_mapping import mapped_errors, translate
 from ._exceptions import (
     BatchError,
@@ -23,19 +23,16 @@ from ._exceptions import (
     MissingBucketException,
     MissingKeyError,
     QBucketError,
-    UnsafeKeyError,
 )
 from ._hashing import digest_bytes
 from ._keys import (
-    is_directory_marker,
     key_to_relative_path,
-    local_path_for_key,
     normalize_key,
     normalize_prefix,
     validate_bucket_name,
 )
 from ._objects import ObjectSummary
-from ._progress import ProgressCallback, ProgressSink, make_sink
+from ._progress import ProgressCallback, make_sink
 from ._scan import check_directory, walk_files
 from ._sync import SyncContext, SyncSummary, run_sync
 
@@ -182,7 +179,7 @@ class Bucket:
         self._settle()
         self._require_bucket()
         keys = [summary.key for summary in self.list_files()]
-        self._run(_transfer.delete_objects(self._store, self._name, keys))
+        self._run(_transfer.delete_objects(self._transport, self._name, keys))
         client = self._connection.s3client
         with mapped_errors("delete bucket", bucket=self._name):
             versioning = client.get_bucket_versioning(Bucket=self._name).get("Status")
@@ -221,15 +218,9 @@ class Bucket:
 
     def _list(self, prefix: str) -> list[ObjectSummary]:
         self._settle()
-        # obstore lists by whole path segments; list the enclosing directory and filter.
-        enclosing = prefix[: prefix.rfind("/") + 1]
 
         async def collect() -> list[ObjectSummary]:
-            return [
-                summary
-                async for summary in _transfer.list_objects(self._store, self._name, enclosing)
-                if summary.key.startswith(prefix)
-            ]
+            return [s async for s in _transfer.list_objects(self._transport, self._name, prefix)]
 
         found: list[ObjectSummary] = self._run(collect())
         self._known_to_exist = True
@@ -243,7 +234,7 @@ class Bucket:
         if not isinstance(key, str):
             return False
         try:
-            key = normalize_key(key, bucket=self._name)
+            key = normalize_key(key, bucket=self._name, allow_control=True)
         except InvalidKeyError:
             return False
         return any(summary.key == key for summary in self._list(key))
@@ -269,14 +260,14 @@ class Bucket:
             self._check_file(path, key)
             self._require_bucket()
             self._uploads.submit(
-                key, lambda: _transfer.put_file(self._store, self._name, key, path)
+                key, lambda: _transfer.put_file(self._transport, self._name, key, path)
             )
             return
         data, key = self._read_file_object(local_or_file, remote)
         self._require_bucket()
         digests = digest_bytes(data)
         self._uploads.submit(
-            key, lambda: _transfer.put_bytes(self._store, self._name, key, data, digests)
+            key, lambda: _transfer.put_bytes(self._transport, self._name, key, data, digests)
         )
 
     def _key_for_path(self, path: str, remote: str | None) -> str:
@@ -491,7 +482,7 @@ class Bucket:
         self._require_bucket()
 
         async def go() -> tuple[Plan, SyncSummary]:
-            ctx = SyncContext(self._store, self._name, self._transport.limit, reporter)
+            ctx = SyncContext(self._transport, self._name, reporter)
             return await run_sync(ctx, files, prefix, dry_run=dry_run)
 
         result: tuple[Plan, SyncSummary] = self._run(go())
@@ -518,7 +509,7 @@ class Bucket:
             UnsafeKeyError: ``local`` is not given and the key is not a safe relative path.
         """
         self._settle()
-        key = normalize_key(remote, bucket=self._name)
+        key = normalize_key(remote, bucket=self._name, allow_control=True)
         if local is None:
             destination = Path(*key_to_relative_path(key, bucket=self._name).parts)
         else:
@@ -531,26 +522,19 @@ class Bucket:
             destination.parent.mkdir(parents=True, exist_ok=True)
         sink = make_sink(progress, f"s3://{self._name}/{key}")
         try:
-            self._run(self._bounded_download(key, destination, sink))
+            self._run(
+                self._transport.bounded(
+                    download(self._transport, self._name, key, destination, sink)
+                )
+            )
         except QBucketError as exc:
             raise self._missing_key_or_bucket(exc) from exc
         finally:
             sink.close()
         return str(destination)
 
-    async def _bounded_download(
-        self, key: str, destination: Path, sink: ProgressSink, e_tag: str | None = None
-    ) -> Path:
-        async with self._transport.limit:
-            return await _transfer.download(
-                self._store, self._name, key, destination, sink, expected_etag=e_tag
-            )
-
     def __getitem__(self, remote: str) -> str:
-        try:
-            return self.get_file(remote)
-        except MissingKeyError as exc:
-            raise exc from None
+        return self.get_file(remote)
 
     def get_all_files(
         self, output_dir: str | os.PathLike[str], progress: Progress = None
@@ -559,7 +543,7 @@ class Bucket:
 
         Existing files of the same names are replaced. Keys that would land outside
         ``output_dir`` (``../x``, ``/etc/x``...) are refused, each with its own error, and the
-        other objects are still downloaded.
+        other objects are still downloaded; ``dir/`` markers are skipped.
 
         Returns:
             The paths written.
@@ -576,7 +560,9 @@ class Bucket:
         try:
             written: list[str]
             failures: list[QBucketError]
-            written, failures = self._run(self._download_all(summaries, root, sink))
+            written, failures = self._run(
+                download_all(self._transport, self._name, summaries, root, sink)
+            )
         finally:
             sink.close()
         if failures:
@@ -588,70 +574,6 @@ class Bucket:
             )
         return written
 
-    async def _download_all(
-        self, summaries: list[ObjectSummary], root: Path, sink: ProgressSink
-    ) -> tuple[list[str], list[QBucketError]]:
-        loop = asyncio.get_running_loop()
-        real_root = await loop.run_in_executor(None, os.path.realpath, root)
-        checked: dict[Path, None] = {}
-        written: list[str] = []
-        failures: list[QBucketError] = []
-        jobs = []
-        for summary in summaries:
-            if is_directory_marker(summary.key):
-                continue
-            try:
-                destination = local_path_for_key(root, summary.key, bucket=self._name)
-            except UnsafeKeyError as exc:
-                failures.append(exc)
-                continue
-            jobs.append((summary, destination))
-        sink.add_total(len(jobs), sum(summary.size for summary, _ in jobs))
-
-        def prepare(directory: Path) -> None:
-            # A symlink planted inside output_dir must not carry a download outside it.
-            directory.mkdir(parents=True, exist_ok=True)
-            real = os.path.realpath(directory)
-            if real != real_root and not real.startswith(real_root + os.sep):
-                raise LocalPathError(
-                    f"{directory} leads outside {root} (a symlink?)", path=str(directory)
-                )
-
-        async def one(summary: ObjectSummary, destination: Path) -> None:
-            try:
-                if destination.parent not in checked:
-                    await loop.run_in_executor(None, prepare, destination.parent)
-                    checked[destination.parent] = None
-                await self._bounded_download(summary.key, destination, sink, summary.e_tag or None)
-                written.append(str(destination))
-            except MissingKeyError:
-                if summary.size == 0:
-                    return  # a "dir/" marker, listed by obstore without its slash
-                failures.append(
-                    MissingKeyError(
-                        f"s3://{self._name}/{summary.key} vanished during the download",
-                        bucket=self._name,
-                        key=summary.key,
-                    )
-                )
-            except QBucketError as exc:
-                exc.key = exc.key or summary.key
-                exc.path = exc.path or str(destination)
-                failures.append(exc)
-            except OSError as exc:
-                failures.append(
-                    translate(
-                        exc,
-                        action="download",
-                        bucket=self._name,
-                        key=summary.key,
-                        path=str(destination),
-                    )
-                )
-
-        await asyncio.gather(*(one(summary, destination) for summary, destination in jobs))
-        return sorted(written), failures
-
     # -- copy and delete --------------------------------------------------------------------
 
     def copy_file(self, source: str, dest: str) -> None:
@@ -661,11 +583,11 @@ class Bucket:
             MissingKeyError: ``source`` does not exist.
         """
         self._settle()
-        source_key = normalize_key(source, bucket=self._name)
+        source_key = normalize_key(source, bucket=self._name, allow_control=True)
         dest_key = normalize_key(dest, bucket=self._name)
         self._require_bucket()
         try:
-            self._run(_transfer.copy_object(self._store, self._name, source_key, dest_key))
+            self._run(_transfer.copy_object(self._transport, self._name, source_key, dest_key))
         except MissingKeyError as exc:
             raise self._missing_key_or_bucket(
                 MissingKeyError(
@@ -678,9 +600,9 @@ class Bucket:
     def delete_file(self, remote: str) -> None:
         """Delete one object. Deleting a key that does not exist is not an error."""
         self._settle()
-        key = normalize_key(remote, bucket=self._name)
+        key = normalize_key(remote, bucket=self._name, allow_control=True)
         self._require_bucket()
-        self._run(_transfer.delete_objects(self._store, self._name, [key]))
+        self._run(_transfer.delete_objects(self._transport, self._name, [key]))
 
     def __delitem__(self, remote: str) -> None:
         if remote not in self:

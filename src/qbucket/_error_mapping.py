@@ -8,8 +8,11 @@ meaningful line: obstore appends multi-line debug dumps, botocore long request i
 from __future__ import annotations
 
 import contextlib
+import http.client
 import re
+import sys
 from collections.abc import Iterator
+from typing import Any
 
 from ._exceptions import (
     BucketNotEmptyError,
@@ -25,6 +28,7 @@ from ._exceptions import (
     TransferError,
     UnauthorizedException,
 )
+from ._listing import S3ResponseError
 
 _AUTH_CODES = {
     "AccessDenied",
@@ -75,6 +79,34 @@ def _where(bucket: str | None, key: str | None) -> str:
     return ""
 
 
+def _from_s3_error(
+    code: str, status: int | None, message: str, action: str, where: str, context: dict[str, Any]
+) -> QBucketError:
+    """The qbucket error for an S3 error answer (``code`` as in S3's XML, ``status`` HTTP)."""
+    bucket = context["bucket"]
+    if code == "NoSuchBucket":
+        return MissingBucketException(
+            f"cannot {action}: bucket {bucket!r} does not exist", **context
+        )
+    if code in _MISSING_KEY_CODES or status == 404:
+        return MissingKeyError(f"cannot {action}: no such key{where}", **context)
+    if code in _AUTH_CODES or status == 403:
+        return UnauthorizedException(
+            f"cannot {action}{where}: access denied ({code}: {message}); check the access key "
+            "and secret key",
+            **context,
+        )
+    if code == "InvalidBucketName":
+        return InvalidBucketNameError(f"invalid bucket name {bucket!r}: {message}", **context)
+    if code == "BucketNotEmpty":
+        return BucketNotEmptyError(f"cannot {action}: bucket {bucket!r} is not empty", **context)
+    if code in _UNAVAILABLE_CODES or (status is not None and status >= 500):
+        return BucketStorageUnavailableException(
+            f"cannot {action}{where}: the server keeps failing ({code}: {message})", **context
+        )
+    return TransferError(f"cannot {action}{where}: {code}: {message}", **context)
+
+
 def translate(
     exc: BaseException,
     *,
@@ -87,45 +119,31 @@ def translate(
     if isinstance(exc, QBucketError):
         return exc
     where = _where(bucket, key)
-    context = {"bucket": bucket, "key": key, "path": path}
+    context: dict[str, Any] = {"bucket": bucket, "key": key, "path": path}
 
-    import botocore.exceptions as boto_errors
-
-    if isinstance(exc, boto_errors.ClientError):
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        message = _short(str(error.get("Message") or code))
-        if code == "NoSuchBucket":
-            return MissingBucketException(
-                f"cannot {action}: bucket {bucket!r} does not exist", **context
-            )
-        if code in _MISSING_KEY_CODES or status == 404:
-            return MissingKeyError(f"cannot {action}: no such key{where}", **context)
-        if code in _AUTH_CODES or status == 403:
-            return UnauthorizedException(
-                f"cannot {action}{where}: access denied ({code}: {message}); check the access key "
-                "and secret key",
-                **context,
-            )
-        if code == "InvalidBucketName":
-            return InvalidBucketNameError(f"invalid bucket name {bucket!r}: {message}", **context)
-        if code == "BucketNotEmpty":
-            return BucketNotEmptyError(
-                f"cannot {action}: bucket {bucket!r} is not empty", **context
-            )
-        if code in _UNAVAILABLE_CODES or (isinstance(status, int) and status >= 500):
-            return BucketStorageUnavailableException(
-                f"cannot {action}{where}: the server keeps failing ({code}: {message})", **context
-            )
-        return TransferError(f"cannot {action}{where}: {code}: {message}", **context)
-    if isinstance(exc, boto_errors.NoCredentialsError):
-        return UnauthorizedException(f"cannot {action}{where}: no credentials", **context)
-    if isinstance(exc, boto_errors.BotoCoreError):  # connection, timeout, endpoint errors
+    if isinstance(exc, S3ResponseError):
+        return _from_s3_error(exc.code, exc.status, _short(str(exc)), action, where, context)
+    if isinstance(exc, http.client.HTTPException):
         return BucketStorageUnavailableException(
-            f"cannot {action}{where}: the storage server is unreachable ({_short(str(exc))})",
+            f"cannot {action}{where}: the storage server answered badly ({_short(str(exc))})",
             **context,
         )
+    # botocore is imported only when boto3 was used: otherwise no exception can come from it.
+    boto_errors = sys.modules.get("botocore.exceptions")
+    if boto_errors is not None:
+        if isinstance(exc, boto_errors.ClientError):
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", ""))
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            message = _short(str(error.get("Message") or code))
+            return _from_s3_error(code, status, message, action, where, context)
+        if isinstance(exc, boto_errors.NoCredentialsError):
+            return UnauthorizedException(f"cannot {action}{where}: no credentials", **context)
+        if isinstance(exc, boto_errors.BotoCoreError):  # connection, timeout, endpoint errors
+            return BucketStorageUnavailableException(
+                f"cannot {action}{where}: the storage server is unreachable ({_short(str(exc))})",
+                **context,
+            )
 
     import obstore.exceptions as ob_errors
 
@@ -144,9 +162,7 @@ def translate(
                 **context,
             )
         if isinstance(exc, ob_errors.PreconditionError):
-            return TransferError(
-                f"cannot {action}{where}: the object changed meanwhile", **context
-            )
+            return TransferError(f"cannot {action}{where}: the object changed meanwhile", **context)
         if isinstance(exc, ob_errors.InvalidPathError):
             return InvalidKeyError(f"cannot {action}{where}: {text}", **context)
         if any(word in lowered for word in _CONNECTION_WORDS) or re.search(
@@ -166,8 +182,10 @@ def translate(
         return LocalNotADirectoryError(f"cannot {action}: {path} is not a directory", **context)
     if isinstance(exc, OSError) and path is not None:
         return LocalPathError(f"cannot {action} {path}: {exc.strerror or exc}", **context)
-    if isinstance(exc, (ConnectionError, TimeoutError)):
-        return BucketStorageUnavailableException(f"cannot {action}{where}: {text}", **context)
+    if isinstance(exc, OSError):  # no local path involved: the network (refused, reset, timeout)
+        return BucketStorageUnavailableException(
+            f"cannot {action}{where}: the storage server is unreachable ({text})", **context
+        )
     if isinstance(exc, ValueError) and "parse path" in str(exc):
         return InvalidKeyError(f"cannot {action}{where}: {text}", **context)
     return TransferError(f"cannot {action}{where}: {type(exc).__name__}: {text}", **context)

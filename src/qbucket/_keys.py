@@ -12,6 +12,7 @@ error that names the key, whatever the server allows.
 from __future__ import annotations
 
 import os
+import unicodedata
 from pathlib import Path, PurePosixPath
 
 from ._exceptions import InvalidKeyError, UnsafeKeyError
@@ -20,12 +21,18 @@ MAX_KEY_BYTES = 1024  # the S3 limit on a key's UTF-8 length
 MAX_NAME_BYTES = 255  # the usual limit on one local file name (ext4, xfs, apfs)
 
 
-def normalize_key(key: object, *, bucket: str | None = None) -> str:
+def _has_control_character(text: str) -> bool:
+    return any(unicodedata.category(c) == "Cc" for c in text)
+
+
+def normalize_key(key: object, *, bucket: str | None = None, allow_control: bool = False) -> str:
     """The key qbucket stores for ``key``, or :class:`InvalidKeyError` naming it.
 
     Args:
         key: what the caller passed as a remote name.
         bucket: named in the error, if any.
+        allow_control: accept control characters (tab, newline...). qbucket never writes such
+            keys, but reads, copies and deletes those other tools wrote.
     """
     if not isinstance(key, str):
         raise InvalidKeyError(
@@ -33,6 +40,10 @@ def normalize_key(key: object, *, bucket: str | None = None) -> str:
         )
     if "\x00" in key:
         raise InvalidKeyError(f"remote key contains a NUL byte: {key!r}", bucket=bucket, key=key)
+    if not allow_control and _has_control_character(key):
+        raise InvalidKeyError(
+            f"remote key {key!r} contains a control character", bucket=bucket, key=key
+        )
     if key.endswith("/"):
         raise InvalidKeyError(
             f"remote key {key!r} ends with '/': that names a directory, not a file",
@@ -77,6 +88,19 @@ def join_key(prefix: str, relative: str) -> str:
 def relative_posix_path(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> str:
     """The path of ``path`` below ``root`` with ``/`` separators, as it becomes part of a key."""
     return Path(os.path.relpath(path, root)).as_posix()
+
+
+def obstore_can_address(key: str) -> bool:
+    """True if obstore (object_store paths) can name ``key`` exactly.
+
+    It cannot name keys with empty, ``.`` or ``..`` segments (``dir/`` markers, ``a//b``) or
+    control characters; qbucket reaches those through boto3 instead.
+    """
+    if not key or key.startswith("/") or key.endswith("/") or "//" in key:
+        return False
+    if _has_control_character(key):
+        return False
+    return all(part not in (".", "..") for part in key.split("/"))
 
 
 def is_directory_marker(key: str) -> bool:

@@ -26,7 +26,7 @@ from ._hashing import Digests, digest_file
 from ._planner import Copy, LocalEntry, Plan, RemoteEntry, Upload, plan_sync
 
 if TYPE_CHECKING:
-    from obstore.store import S3Store
+    from ._transport import Transport
 
 T = TypeVar("T")
 Reporter = Callable[[str], None]
@@ -47,15 +47,9 @@ class SyncSummary:
 
 @dataclasses.dataclass(frozen=True)
 class SyncContext:
-    store: S3Store
+    transport: Transport
     bucket: str
-    limit: asyncio.Semaphore
     report: Reporter | None
-
-
-async def _bounded(limit: asyncio.Semaphore, work: Awaitable[T]) -> T:
-    async with limit:
-        return await work
 
 
 async def _hash_all(
@@ -79,10 +73,10 @@ async def _hash_all(
 
 
 async def _list_scope(ctx: SyncContext, prefix: str) -> dict[str, RemoteEntry]:
+    # ``prefix`` ends with "/" (or is ""): the boundary that keeps "data" from covering "data2/".
     remote: dict[str, RemoteEntry] = {}
-    async for summary in _transfer.list_objects(ctx.store, ctx.bucket, prefix):
-        if summary.key.startswith(prefix):  # the '/' boundary: "data" never covers "data2/"
-            remote[summary.key] = RemoteEntry(summary.key, summary.size, summary.e_tag)
+    async for summary in _transfer.list_objects(ctx.transport, ctx.bucket, prefix):
+        remote[summary.key] = RemoteEntry(summary.key, summary.size, summary.e_tag)
     return remote
 
 
@@ -90,7 +84,7 @@ async def _resolve(ctx: SyncContext, remote: dict[str, RemoteEntry], keys: list[
     """Fill in the stored SHA-1 of objects the listing could not settle (one HEAD each)."""
 
     async def one(key: str) -> None:
-        sha1 = await _bounded(ctx.limit, _transfer.head_sha1(ctx.store, ctx.bucket, key))
+        sha1 = await ctx.transport.bounded(_transfer.head_sha1(ctx.transport, ctx.bucket, key))
         # No stored SHA-1: record a value no content has, so the file is uploaded again.
         remote[key] = dataclasses.replace(remote[key], sha1=sha1 or "")
 
@@ -107,13 +101,15 @@ async def _run_all(
         try:
             if isinstance(operation, Upload):
                 work: Awaitable[object] = _transfer.put_file(
-                    ctx.store, ctx.bucket, operation.key, operation.path, operation.digests
+                    ctx.transport, ctx.bucket, operation.key, operation.path, operation.digests
                 )
                 line = f"upload {operation.path} -> s3://{ctx.bucket}/{operation.key}"
             else:
-                work = _transfer.copy_object(ctx.store, ctx.bucket, operation.source, operation.key)
+                work = _transfer.copy_object(
+                    ctx.transport, ctx.bucket, operation.source, operation.key
+                )
                 line = f"copy s3://{ctx.bucket}/{operation.source} -> {operation.key}"
-            await _bounded(ctx.limit, work)
+            await ctx.transport.bounded(work)
         except QBucketError as exc:
             failures.append(exc)
             return
@@ -174,7 +170,7 @@ async def run_sync(
             bucket=ctx.bucket,
         )
     if plan.deletes:
-        await _transfer.delete_objects(ctx.store, ctx.bucket, plan.deletes)
+        await _transfer.delete_objects(ctx.transport, ctx.bucket, plan.deletes)
         if ctx.report:
             for key in plan.deletes:
                 ctx.report(f"delete s3://{ctx.bucket}/{key}")

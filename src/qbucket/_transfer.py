@@ -1,48 +1,44 @@
-"""Object transfers as coroutines on the transport's loop thread.
+"""Object operations as coroutines on the transport's loop thread: put, copy, delete, head, list.
 
-Uploads store the content's SHA-1 in the object's metadata. Downloads are atomic: bytes go to a
-hidden temporary file beside the target, the size (and the MD5, when the ETag is one) is checked,
-and only then is the file renamed to its final name; a failure removes the temporary file.
-Blocking file work (reading, hashing, writing) runs in the loop's default executor, so the loop
-keeps many requests in flight.
+Uploads store the content's SHA-1 in the object's metadata. Keys that obstore cannot name exactly
+(``dir/`` markers, ``a//b``, control characters: see :func:`qbucket._keys.obstore_can_address`)
+are copied and deleted through boto3, so they are never confused with a neighbour (obstore would
+turn ``dir/`` into ``dir``). Blocking work (file reads, hashing, boto3 calls, listing pages) runs
+in the loop's default executor, so the loop keeps many requests in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import datetime
-import hashlib
+import functools
 import os
-import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 from ._error_mapping import translate
 from ._exceptions import TransferError
-from ._hashing import SHA1_METADATA, Digests, digest_bytes, digest_file, plain_md5_etag
+from ._hashing import SHA1_METADATA, Digests, digest_bytes, digest_file
+from ._keys import obstore_can_address
 from ._objects import ObjectSummary
-from ._progress import ProgressSink
+from ._transport import Transport
 
-if TYPE_CHECKING:
-    from obstore.store import S3Store
+T = TypeVar("T")
 
 # Below this size a file is read into memory and sent in one PUT; above, obstore streams it in
 # parallel multipart chunks from the file.
 SINGLE_PUT_LIMIT = 16 << 20
 PART_SIZE = 16 << 20
 PART_CONCURRENCY = 8
-DOWNLOAD_CHUNK = 4 << 20
 DELETE_BATCH = 1000  # the S3 DeleteObjects limit
-TEMP_MARK = ".qbucket-part-"  # temporary download files: ".<name>.qbucket-part-<random>"
 
 
 def _attributes(digests: Digests) -> dict[str, str]:
     return {SHA1_METADATA: digests.sha1}
 
 
-async def _in_thread(function: Any, *args: Any) -> Any:
+async def in_thread(function: Callable[..., T], *args: Any) -> T:
+    """Run blocking ``function(*args)`` in the loop's executor."""
     return await asyncio.get_running_loop().run_in_executor(None, function, *args)
 
 
@@ -66,21 +62,27 @@ def _unchanged_since(path: str, before: os.stat_result) -> bool:
 
 
 async def put_bytes(
-    store: S3Store, bucket: str, key: str, data: bytes, digests: Digests | None = None
+    transport: Transport, bucket: str, key: str, data: bytes, digests: Digests | None = None
 ) -> Digests:
     """PUT ``data`` under ``key`` with its SHA-1 in the metadata."""
     from obstore import put_async
 
     digests = digests or digest_bytes(data)
     try:
-        await put_async(store, key, data, attributes=_attributes(digests), use_multipart=False)
+        await put_async(
+            transport.store(bucket),
+            key,
+            data,
+            attributes=_attributes(digests),
+            use_multipart=False,
+        )
     except Exception as exc:
         raise translate(exc, action="upload", bucket=bucket, key=key) from exc
     return digests
 
 
 async def put_file(
-    store: S3Store,
+    transport: Transport,
     bucket: str,
     key: str,
     path: str,
@@ -88,69 +90,101 @@ async def put_file(
 ) -> Digests:
     """Upload the file at ``path`` under ``key``; returns the digests of what was sent.
 
-    ``digests`` (from a sync's scan) saves a read for small files. A file modified while it is
+    ``digests`` (from a sync's scan) saves a read of a large file. A file modified while it is
     uploaded is an error: the object may hold a mix, and the caller must not record it as synced.
     """
     from obstore import put_async
 
+    store = transport.store(bucket)
+    sent: Digests
     try:
-        before = await _in_thread(os.stat, path)
+        before = await in_thread(os.stat, path)
         if before.st_size <= SINGLE_PUT_LIMIT:
-            data, digests, before = await _in_thread(_read_small_file, path)
-            await put_async(store, key, data, attributes=_attributes(digests), use_multipart=False)
+            data, sent, before = await in_thread(_read_small_file, path)
+            await put_async(store, key, data, attributes=_attributes(sent), use_multipart=False)
         else:
             if digests is None or digests.size != before.st_size:
-                digests = await _in_thread(digest_file, path)
+                sent = await in_thread(digest_file, path)
+            else:
+                sent = digests
             await put_async(
                 store,
                 key,
                 Path(path),
-                attributes=_attributes(digests),
+                attributes=_attributes(sent),
                 use_multipart=True,
                 chunk_size=PART_SIZE,
                 max_concurrency=PART_CONCURRENCY,
             )
     except Exception as exc:
         raise translate(exc, action="upload", bucket=bucket, key=key, path=path) from exc
-    if digests.size != before.st_size or not await _in_thread(_unchanged_since, path, before):
+    if sent.size != before.st_size or not await in_thread(_unchanged_since, path, before):
         raise TransferError(
             f"{path} changed while it was uploaded to s3://{bucket}/{key}; upload it again",
             bucket=bucket,
             key=key,
             path=path,
         )
-    return digests
+    return sent
 
 
-async def copy_object(store: S3Store, bucket: str, source: str, key: str) -> None:
+async def copy_object(transport: Transport, bucket: str, source: str, key: str) -> None:
     """Server-side copy of ``source`` to ``key`` (metadata, and so the SHA-1, included)."""
     from obstore import copy_async
 
     try:
-        await copy_async(store, source, key, overwrite=True)
+        if obstore_can_address(source) and obstore_can_address(key):
+            await copy_async(transport.store(bucket), source, key, overwrite=True)
+        else:
+            client = transport.s3client
+            await in_thread(
+                lambda: client.copy_object(
+                    Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": source}
+                )
+            )
     except Exception as exc:
         raise translate(exc, action=f"copy {source!r} to", bucket=bucket, key=key) from exc
 
 
-async def delete_objects(store: S3Store, bucket: str, keys: Sequence[str]) -> None:
-    """Delete ``keys`` in batches of 1000 (S3's DeleteObjects)."""
+async def delete_objects(transport: Transport, bucket: str, keys: Sequence[str]) -> None:
+    """Delete ``keys`` in batches of 1000 (S3's DeleteObjects); missing keys are no error."""
     from obstore import delete_async
 
-    for start in range(0, len(keys), DELETE_BATCH):
-        batch = list(keys[start : start + DELETE_BATCH])
+    plain = [key for key in keys if obstore_can_address(key)]
+    odd = [key for key in keys if not obstore_can_address(key)]
+    for start in range(0, len(plain), DELETE_BATCH):
+        batch = plain[start : start + DELETE_BATCH]
         try:
-            await delete_async(store, batch)
+            await delete_async(transport.store(bucket), batch)
         except Exception as exc:
             raise translate(exc, action="delete", bucket=bucket, key=batch[0]) from exc
+    if odd:
+        client = transport.s3client
+        for start in range(0, len(odd), DELETE_BATCH):
+            batch = odd[start : start + DELETE_BATCH]
+            request = {"Objects": [{"Key": key} for key in batch], "Quiet": True}
+            try:
+                response = await in_thread(
+                    functools.partial(client.delete_objects, Bucket=bucket, Delete=request)  # type: ignore[arg-type]
+                )
+            except Exception as exc:
+                raise translate(exc, action="delete", bucket=bucket, key=batch[0]) from exc
+            for error in response.get("Errors", []):
+                raise TransferError(
+                    f"cannot delete s3://{bucket}/{error.get('Key')}: {error.get('Code')}: "
+                    f"{error.get('Message')}",
+                    bucket=bucket,
+                    key=error.get("Key"),
+                )
 
 
-async def head_sha1(store: S3Store, bucket: str, key: str) -> str | None:
+async def head_sha1(transport: Transport, bucket: str, key: str) -> str | None:
     """The SHA-1 stored in ``key``'s metadata, if any (a GET with ``head``: obstore's HEAD does
     not return user metadata)."""
     from obstore import get_async
 
     try:
-        result = await get_async(store, key, options={"head": True})
+        result = await get_async(transport.store(bucket), key, options={"head": True})
     except Exception as exc:
         raise translate(exc, action="read metadata of", bucket=bucket, key=key) from exc
     value = result.attributes.get(SHA1_METADATA)
@@ -158,96 +192,19 @@ async def head_sha1(store: S3Store, bucket: str, key: str) -> str | None:
 
 
 async def list_objects(
-    store: S3Store, bucket: str, prefix: str = ""
+    transport: Transport, bucket: str, prefix: str = ""
 ) -> AsyncIterator[ObjectSummary]:
-    """Every object under ``prefix`` (a ``/``-terminated key prefix, or ``""``), page by page."""
-    from obstore import list as obstore_list
-
-    segment_prefix = prefix.rstrip("/") or None
-    stream = obstore_list(store, prefix=segment_prefix, chunk_size=1000)
+    """Every object whose key starts with ``prefix`` (a plain S3 prefix), exactly as stored."""
+    lister = transport.lister()
+    pages = lister.pages(bucket, prefix)
     try:
-        async for page in stream:
-            for meta in page:
-                yield ObjectSummary(
-                    bucket_name=bucket,
-                    key=meta["path"],
-                    size=meta["size"],
-                    e_tag=meta["e_tag"] or "",
-                    last_modified=meta["last_modified"],
-                )
+        while True:
+            page = await in_thread(next, pages, None)
+            if page is None:
+                return
+            for summary in page:
+                yield summary
     except Exception as exc:
         raise translate(exc, action="list", bucket=bucket, key=prefix or None) from exc
-
-
-def temporary_path(destination: Path) -> Path:
-    return destination.with_name(f".{destination.name}{TEMP_MARK}{secrets.token_hex(4)}")
-
-
-async def download(
-    store: S3Store,
-    bucket: str,
-    key: str,
-    destination: Path,
-    sink: ProgressSink,
-    *,
-    expected_etag: str | None = None,
-) -> Path:
-    """GET ``key`` into ``destination`` atomically (temporary file, checks, rename).
-
-    Args:
-        expected_etag: the listing's ETag; the GET must see the same object (``If-Match``), so a
-            file is never a mix of two versions.
-    """
-    from obstore import get_async
-
-    options: dict[str, Any] = {"if_match": expected_etag} if expected_etag else {}
-    try:
-        result = await get_async(store, key, options=options)  # type: ignore[arg-type]
-    except Exception as exc:
-        raise translate(exc, action="download", bucket=bucket, key=key) from exc
-    total = int(result.meta["size"])
-    md5_expected = plain_md5_etag(result.meta["e_tag"])
-    temporary = temporary_path(destination)
-    received = 0
-    try:
-        digest = hashlib.md5() if md5_expected else None
-        stream = await _in_thread(open, temporary, "xb")
-        try:
-            sink.update(key, 0, total)
-            async for chunk in result.stream(min_chunk_size=DOWNLOAD_CHUNK):
-                await _in_thread(stream.write, chunk)
-                if digest is not None:
-                    digest.update(chunk)
-                received += len(chunk)
-                sink.update(key, received, total)
-        finally:
-            await _in_thread(stream.close)
-        if received != total:
-            raise TransferError(
-                f"download of s3://{bucket}/{key} got {received} of {total} bytes",
-                bucket=bucket,
-                key=key,
-            )
-        if digest is not None and digest.hexdigest() != md5_expected:
-            raise TransferError(
-                f"download of s3://{bucket}/{key} does not match its MD5 ETag",
-                bucket=bucket,
-                key=key,
-            )
-        await _in_thread(_set_mtime, temporary, result.meta["last_modified"])
-        await _in_thread(os.replace, temporary, destination)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        if isinstance(exc, Exception):
-            raise translate(
-                exc, action="download", bucket=bucket, key=key, path=str(destination)
-            ) from exc
-        raise
-    return destination
-
-
-def _set_mtime(path: Path, when: datetime.datetime) -> None:
-    """The object's time becomes the file's mtime, as ``aws s3 sync`` and rclone do."""
-    stamp = when.timestamp()
-    os.utime(path, (stamp, stamp))
+    finally:
+        lister.close()

@@ -20,12 +20,14 @@ import concurrent.futures
 import datetime
 import os
 import threading
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client, S3ServiceResource
     from obstore.store import S3Store
+
+    from ._listing import Lister
 
 T = TypeVar("T")
 
@@ -123,6 +125,12 @@ class Transport:
             },
         )
 
+    def lister(self) -> Lister:
+        """A new exact lister for this endpoint (one listing at a time each)."""
+        from ._listing import Lister
+
+        return Lister(self.endpoint, self.region, self._access_key, self._secret_key)
+
     # -- the loop thread ------------------------------------------------------------------
 
     def _check_fork(self) -> None:
@@ -160,6 +168,11 @@ class Transport:
         """Bounds the requests in flight; only for use inside the loop thread."""
         assert self._limit is not None, "the loop thread is not running"
         return self._limit
+
+    async def bounded(self, work: Awaitable[T]) -> T:
+        """Await ``work`` within the bound on requests in flight (inside the loop thread)."""
+        async with self.limit:
+            return await work
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Schedule ``coro`` on the loop thread; the future completes with its result."""
