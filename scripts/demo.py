@@ -59,7 +59,9 @@ def main() -> int:
     started = time.perf_counter()
     with qbucket.Connection() as connection:
         print(f"   endpoint {connection.storage_url}  ({time.perf_counter() - started:.1f} s)")
-        bucket = connection.retrieve_or_create_bucket(BUCKET)
+        if any(existing.uuid == BUCKET for existing in connection.buckets()):
+            connection.retrieve_bucket(BUCKET).delete()  # start from an empty bucket each run
+        bucket = connection.create_bucket(BUCKET)
 
         step(f"sync {sample}/ -> s3://{BUCKET}/sample/ (201 files)")
         show(bucket.sync_directory(sample, remote="sample"))
