@@ -776,3 +776,27 @@ def test_constructor_with_create_true_creates(
         qbucket.Bucket(connection, bucket_name, create=True)  # an existing bucket is fine
     finally:
         drop_bucket(s3, bucket_name)
+
+
+def test_failed_download_leaves_no_partial_file_and_keeps_the_old_one(
+    bucket: qbucket.Bucket, s3: Any, tmp_path: Path
+) -> None:
+    data = os.urandom(12 * 1024 * 1024)  # several chunks, so the callback runs mid-stream
+    s3.put_object(Bucket=bucket.uuid, Key="big.bin", Body=data)
+    target = tmp_path / "big.bin"
+    target.write_bytes(b"previous content")
+
+    class Abort(Exception):
+        pass
+
+    def abort_midway(read: int, total: int, name: str) -> None:
+        if 0 < read < total:
+            raise Abort
+
+    with pytest.raises(qbucket.QBucketError) as info:
+        bucket.get_file("big.bin", str(target), progress=abort_midway)
+    assert "big.bin" in str(info.value)
+    assert target.read_bytes() == b"previous content"  # never a partial file under the name
+    assert temp_leftovers(tmp_path) == []
+    assert bucket.get_file("big.bin", str(target)) == str(target)
+    assert target.read_bytes() == data
