@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from . import _transfer
 from ._background import BackgroundUploads
+from ._config import cache_dir
 from ._download import download, download_all
 from ._error_mapping import mapped_errors, translate
 from ._exceptions import (
@@ -24,6 +25,7 @@ from ._exceptions import (
     MissingKeyError,
     QBucketError,
 )
+from ._hashcache import HashCache
 from ._hashing import digest_bytes
 from ._keys import (
     key_to_relative_path,
@@ -481,11 +483,16 @@ class Bucket:
         self._settle()
         self._require_bucket()
 
+        cache = HashCache(cache_dir() / "digests.sqlite")
+
         async def go() -> tuple[Plan, SyncSummary]:
-            ctx = SyncContext(self._transport, self._name, reporter)
+            ctx = SyncContext(self._transport, self._name, reporter, cache)
             return await run_sync(ctx, files, prefix, dry_run=dry_run)
 
-        result: tuple[Plan, SyncSummary] = self._run(go())
+        try:
+            result: tuple[Plan, SyncSummary] = self._run(go())
+        finally:
+            cache.close()
         return result
 
     # -- downloads --------------------------------------------------------------------------

@@ -74,6 +74,17 @@ def data_dir(env: Mapping[str, str] | None = None) -> Path:
     return Path(platformdirs.user_data_dir("qbucket", appauthor=False))
 
 
+def cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    """``$QBUCKET_HOME/cache``, else the user cache dir (``~/.cache/qbucket`` on Linux)."""
+    env = os.environ if env is None else env
+    home = _home(env)
+    if home is not None:
+        return home / "cache"
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("qbucket", appauthor=False))
+
+
 def default_config_path(env: Mapping[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
     explicit = env.get("QBUCKET_CONFIG")

@@ -31,20 +31,36 @@ def digest_bytes(data: bytes | memoryview) -> Digests:
 
 def digest_file(path: str | os.PathLike[str]) -> Digests:
     """Digests of the file at ``path``, read once. Raises OSError as the OS does."""
+    return digest_file_checked(path)[0]
+
+
+def digest_file_checked(path: str | os.PathLike[str]) -> tuple[Digests, os.stat_result, bool]:
+    """Digests of the file at ``path``, its stat when opened, and whether it stayed unchanged
+    while it was read (only then may the digests be remembered for that stat)."""
     md5, sha1 = hashlib.md5(), hashlib.sha1()
     size = 0
     with open(path, "rb", buffering=0) as stream:
-        buffer = bytearray(CHUNK)
-        view = memoryview(buffer)
-        while True:
-            count = stream.readinto(buffer)
-            if not count:
-                break
-            chunk = view[:count]
-            md5.update(chunk)
-            sha1.update(chunk)
-            size += count
-    return Digests(size, md5.hexdigest(), sha1.hexdigest())
+        before = os.fstat(stream.fileno())
+        if before.st_size <= CHUNK:
+            data = stream.read()
+            md5.update(data)
+            sha1.update(data)
+            size = len(data)
+        else:
+            buffer = bytearray(CHUNK)
+            view = memoryview(buffer)
+            while count := stream.readinto(buffer):
+                chunk = view[:count]
+                md5.update(chunk)
+                sha1.update(chunk)
+                size += count
+        after = os.fstat(stream.fileno())
+    stable = size == before.st_size and (after.st_size, after.st_mtime_ns, after.st_ctime_ns) == (
+        before.st_size,
+        before.st_mtime_ns,
+        before.st_ctime_ns,
+    )
+    return Digests(size, md5.hexdigest(), sha1.hexdigest()), before, stable
 
 
 def plain_md5_etag(e_tag: str | None) -> str | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
@@ -22,7 +23,8 @@ from typing import TYPE_CHECKING, TypeVar
 from . import _transfer
 from ._error_mapping import translate
 from ._exceptions import BatchError, QBucketError, TransferError
-from ._hashing import Digests, digest_file
+from ._hashcache import HashCache
+from ._hashing import digest_file_checked
 from ._planner import Copy, LocalEntry, Plan, RemoteEntry, Upload, plan_sync
 
 if TYPE_CHECKING:
@@ -30,7 +32,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 Reporter = Callable[[str], None]
-HASH_CONCURRENCY = 8
+HASH_CONCURRENCY = 4
+HASH_BATCH = 128
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,26 +53,44 @@ class SyncContext:
     transport: Transport
     bucket: str
     report: Reporter | None
+    cache: HashCache
+
+
+def _digest_batch(
+    batch: Sequence[tuple[str, str]], bucket: str, cache: HashCache
+) -> list[LocalEntry | QBucketError]:
+    """Digests of a batch of files (blocking: runs in the executor), from the cache when their
+    stat still matches. Batches, not one task per file: for small files the per-task overhead
+    costs several times the hashing."""
+    out: list[LocalEntry | QBucketError] = []
+    for key, path in batch:
+        try:
+            absolute = os.path.abspath(path)
+            digests = cache.lookup(absolute, os.stat(absolute))
+            if digests is None:
+                digests, info, stable = digest_file_checked(absolute)
+                if stable:
+                    cache.remember(absolute, info, digests)
+            out.append(LocalEntry(key, path, digests))
+        except OSError as exc:
+            out.append(translate(exc, action="read", bucket=bucket, key=key, path=path))
+    return out
 
 
 async def _hash_all(
-    files: Sequence[tuple[str, str]], bucket: str
+    files: Sequence[tuple[str, str]], bucket: str, cache: HashCache
 ) -> tuple[list[LocalEntry], list[QBucketError]]:
-    loop = asyncio.get_running_loop()
     limit = asyncio.Semaphore(HASH_CONCURRENCY)
-    failures: list[QBucketError] = []
 
-    async def one(key: str, path: str) -> LocalEntry | None:
+    async def one(batch: Sequence[tuple[str, str]]) -> list[LocalEntry | QBucketError]:
         async with limit:
-            try:
-                digests: Digests = await loop.run_in_executor(None, digest_file, path)
-            except OSError as exc:
-                failures.append(translate(exc, action="read", bucket=bucket, key=key, path=path))
-                return None
-        return LocalEntry(key, path, digests)
+            return await _transfer.in_thread(_digest_batch, batch, bucket, cache)
 
-    results = await asyncio.gather(*(one(key, path) for key, path in files))
-    return [entry for entry in results if entry is not None], failures
+    batches = [files[start : start + HASH_BATCH] for start in range(0, len(files), HASH_BATCH)]
+    results = await asyncio.gather(*(one(batch) for batch in batches))
+    entries = [item for result in results for item in result if isinstance(item, LocalEntry)]
+    failures = [item for result in results for item in result if isinstance(item, QBucketError)]
+    return entries, failures
 
 
 async def _list_scope(ctx: SyncContext, prefix: str) -> dict[str, RemoteEntry]:
@@ -137,7 +158,7 @@ async def run_sync(
     started = time.perf_counter()
     listing = asyncio.ensure_future(_list_scope(ctx, prefix))
     try:
-        local, failures = await _hash_all(files, ctx.bucket)
+        local, failures = await _hash_all(files, ctx.bucket, ctx.cache)
     finally:
         remote = await listing
     plan = plan_sync(local, remote, delete_extras=delete_extras)

@@ -258,3 +258,19 @@ def test_dry_run_changes_nothing(bucket: qbucket.Bucket, s3: Any, tmp_path: Path
     plan = bucket.plan_sync_directory(src)
     assert [u.key for u in plan.uploads] == ["n"] and plan.deletes == ["gone"]
     assert set(remote_objects(s3, bucket.uuid)) == {"gone"}
+
+
+def test_cached_digest_does_not_hide_a_rewrite_with_restored_mtime(
+    bucket: qbucket.Bucket, s3: Any, tmp_path: Path
+) -> None:
+    src = make_tree(tmp_path / "src", {"f.txt": b"version-1", "g.txt": b"stable"})
+    day_ago = (os.stat(src / "f.txt").st_mtime_ns - 86_400 * 10**9,) * 2
+    for name in ("f.txt", "g.txt"):  # old enough for their digests to be cached
+        os.utime(src / name, ns=day_ago)
+    bucket.sync_directory(src)
+    assert bucket.sync_directory(src).unchanged == 2  # served from the cache now
+    (src / "f.txt").write_bytes(b"version-2")
+    os.utime(src / "f.txt", ns=day_ago)  # size and mtime as cached: only the ctime moved
+    summary = bucket.sync_directory(src)
+    assert (summary.uploaded, summary.unchanged) == (1, 1)
+    assert remote_objects(s3, bucket.uuid) == {"f.txt": b"version-2", "g.txt": b"stable"}
