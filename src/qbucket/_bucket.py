@@ -314,14 +314,15 @@ class Bucket:
             raise TypeError(
                 f"add_file takes a path or a binary file object, not {type(stream).__name__}"
             )
+        text_mode = f"file object for s3://{self._name}/{key} is in text mode; open it with 'rb'"
+        if isinstance(stream, io.TextIOBase):
+            raise TypeError(text_mode)
         with mapped_errors(
             "read", bucket=self._name, key=key, path=name if isinstance(name, str) else None
         ):
             data = stream.read()
-        if isinstance(data, str) or isinstance(stream, io.TextIOBase):
-            raise TypeError(
-                f"file object for s3://{self._name}/{key} is in text mode; open it with 'rb'"
-            )
+        if isinstance(data, str):
+            raise TypeError(text_mode)
         return bytes(data), key
 
     def add_directory(self, local: str | os.PathLike[str], remote: str | None = "") -> None:
@@ -403,6 +404,14 @@ class Bucket:
             BatchError: some files failed; nothing was deleted.
         """
         reporter = _printer() if verbose else None
+        files = self._directory_files(directory, remote, reporter)
+        return self._sync(files, normalize_prefix(remote, bucket=self._name), reporter, dry_run)
+
+    def _directory_files(
+        self, directory: str | os.PathLike[str], remote: str | None, reporter: Any
+    ) -> list[tuple[str, str]]:
+        """(key, path) of every regular file below ``directory``; raises before any request if
+        the tree cannot be read completely or a name cannot be a key."""
         root = check_directory(directory)
         prefix = normalize_prefix(remote, bucket=self._name)
 
@@ -426,7 +435,7 @@ class Bucket:
                 failures,
                 bucket=self._name,
             )
-        return self._sync(files, prefix, reporter, dry_run)
+        return files
 
     def sync_files(
         self,
@@ -446,10 +455,17 @@ class Bucket:
             BatchError: some files failed; nothing was deleted.
         """
         prefix = normalize_prefix(remote, bucket=self._name)
-        pairs = []
+        pairs: dict[str, str] = {}
         for name, local in files.items():
-            key = normalize_key(prefix + normalize_key(name, bucket=self._name), bucket=self._name)
+            key = normalize_key(prefix + name, bucket=self._name)
             path = os.fspath(local)
+            if key in pairs:
+                raise InvalidKeyError(
+                    f"{name!r} and another name both map to s3://{self._name}/{key}",
+                    bucket=self._name,
+                    key=key,
+                    path=path,
+                )
             if not os.path.isfile(path):
                 raise LocalFileNotFoundError(
                     f"cannot sync {path} to s3://{self._name}/{key}: not a file",
@@ -457,19 +473,15 @@ class Bucket:
                     key=key,
                     path=path,
                 )
-            pairs.append((key, path))
-        return self._sync(pairs, prefix, _printer() if verbose else None, dry_run)
+            pairs[key] = path
+        return self._sync(list(pairs.items()), prefix, _printer() if verbose else None, dry_run)
 
     def plan_sync_directory(
         self, directory: str | os.PathLike[str], remote: str | None = None
     ) -> Plan:
         """The plan :meth:`sync_directory` would carry out, without changing anything."""
-        root = check_directory(directory)
+        files = self._directory_files(directory, remote, None)
         prefix = normalize_prefix(remote, bucket=self._name)
-        files = [
-            (normalize_key(prefix + f.relative, bucket=self._name), f.path)
-            for f in walk_files(root)
-        ]
         return self._sync_with_plan(files, prefix, None, dry_run=True)[0]
 
     def _sync(

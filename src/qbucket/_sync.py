@@ -168,8 +168,8 @@ async def run_sync(
     if failures:
         # Part of the tree could not be read: its objects must not be taken for extras.
         plan = dataclasses.replace(plan, deletes=[])
-    if dry_run:
-        return plan, _summary(plan, [], 0, started)
+    if dry_run:  # the summary counts what would be done
+        return plan, _summary(plan, [*plan.uploads, *plan.copies], len(plan.deletes), started)
 
     first: list[Upload | Copy] = [*plan.uploads, *(c for c in plan.copies if not c.after_upload)]
     done, errors = await _run_all(ctx, first)

@@ -254,7 +254,7 @@ def test_dry_run_changes_nothing(bucket: qbucket.Bucket, s3: Any, tmp_path: Path
     s3.put_object(Bucket=bucket.uuid, Key="gone", Body=b"x")
     src = make_tree(tmp_path / "src", {"n": b"n"})
     summary = bucket.sync_directory(src, dry_run=True)
-    assert summary.uploaded == 0
+    assert (summary.uploaded, summary.deleted) == (1, 1)  # what would be done
     plan = bucket.plan_sync_directory(src)
     assert [u.key for u in plan.uploads] == ["n"] and plan.deletes == ["gone"]
     assert set(remote_objects(s3, bucket.uuid)) == {"gone"}
@@ -274,3 +274,13 @@ def test_cached_digest_does_not_hide_a_rewrite_with_restored_mtime(
     summary = bucket.sync_directory(src)
     assert (summary.uploaded, summary.unchanged) == (1, 1)
     assert remote_objects(s3, bucket.uuid) == {"f.txt": b"version-2", "g.txt": b"stable"}
+
+
+def test_sync_files_refuses_two_names_for_one_key(
+    bucket: qbucket.Bucket, s3: Any, tmp_path: Path
+) -> None:
+    src = make_tree(tmp_path / "src", {"x": b"one", "y": b"two"})
+    with pytest.raises(qbucket.InvalidKeyError) as info:
+        bucket.sync_files({"a": str(src / "x"), "/a": str(src / "y")})
+    assert "a" in str(info.value)
+    assert remote_objects(s3, bucket.uuid) == {}
