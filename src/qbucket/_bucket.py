@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import stat
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from . import _transfer
 from ._background import BackgroundUploads
@@ -36,11 +37,9 @@ from ._keys import (
 from ._objects import ObjectSummary
 from ._progress import ProgressCallback, make_sink
 from ._scan import check_directory, walk_files
-from ._sync import SyncContext, SyncSummary, run_sync
+from ._sync import SourceFile, SyncContext, SyncSummary, run_sync
 
 if TYPE_CHECKING:
-    from obstore.store import S3Store
-
     from ._connection import Connection
     from ._planner import Plan
     from ._transport import Transport
@@ -129,30 +128,28 @@ class Bucket:
     def _transport(self) -> Transport:
         return self._connection.transport
 
-    @property
-    def _store(self) -> S3Store:
-        return self._transport.store(self._name)
-
     def _run(self, coro: Any) -> Any:
         return self._transport.run(coro)
 
     def exists(self) -> bool:
         """True if the bucket exists on the server (one small LIST request)."""
-        from obstore import list_with_delimiter_async
-
-        async def probe() -> bool:
-            try:
-                await list_with_delimiter_async(self._store, prefix=PROBE_PREFIX)
-            except Exception as exc:
-                error = translate(exc, action="check", bucket=self._name)
-                if isinstance(error, MissingBucketException):
-                    return False
-                raise error from exc
-            return True
-
-        found: bool = self._run(probe())
+        found = self._first_object(PROBE_PREFIX) is not False
         self._known_to_exist = found
         return found
+
+    def _first_object(self, prefix: str) -> ObjectSummary | Literal[False] | None:
+        """The first object under ``prefix``, None if there is none, False if the bucket is
+        missing."""
+        lister = self._transport.lister()
+        try:
+            return lister.first(self._name, prefix)
+        except Exception as exc:
+            error = translate(exc, action="check", bucket=self._name)
+            if isinstance(error, MissingBucketException):
+                return False
+            raise error from exc
+        finally:
+            lister.close()
 
     def _require_bucket(self) -> None:
         """Raise MissingBucketException unless the bucket is known to exist.
@@ -239,7 +236,11 @@ class Bucket:
             key = normalize_key(key, bucket=self._name, allow_control=True)
         except InvalidKeyError:
             return False
-        return any(summary.key == key for summary in self._list(key))
+        self._settle()
+        first = self._first_object(key)
+        if first is False:
+            raise MissingBucketException(f"bucket {self._name!r} does not exist", bucket=self._name)
+        return first is not None and first.key == key
 
     # -- uploads ----------------------------------------------------------------------------
 
@@ -409,9 +410,9 @@ class Bucket:
 
     def _directory_files(
         self, directory: str | os.PathLike[str], remote: str | None, reporter: Any
-    ) -> list[tuple[str, str]]:
-        """(key, path) of every regular file below ``directory``; raises before any request if
-        the tree cannot be read completely or a name cannot be a key."""
+    ) -> list[SourceFile]:
+        """Every regular file below ``directory`` with its key; raises before any request if the
+        tree cannot be read completely or a name cannot be a key."""
         root = check_directory(directory)
         prefix = normalize_prefix(remote, bucket=self._name)
 
@@ -419,13 +420,12 @@ class Bucket:
             if reporter:
                 reporter(f"skip {path}: {reason}")
 
-        files = []
+        files: list[SourceFile] = []
         failures: list[QBucketError] = []
         for found in walk_files(root, on_skip=skipped):
             try:
-                files.append(
-                    (normalize_key(prefix + found.relative, bucket=self._name), found.path)
-                )
+                key = normalize_key(prefix + found.relative, bucket=self._name)
+                files.append(SourceFile(key, found.path, found.size))
             except InvalidKeyError as exc:
                 exc.path = found.path
                 failures.append(exc)
@@ -455,26 +455,31 @@ class Bucket:
             BatchError: some files failed; nothing was deleted.
         """
         prefix = normalize_prefix(remote, bucket=self._name)
-        pairs: dict[str, str] = {}
+        chosen: dict[str, SourceFile] = {}
         for name, local in files.items():
             key = normalize_key(prefix + name, bucket=self._name)
             path = os.fspath(local)
-            if key in pairs:
+            if key in chosen:
                 raise InvalidKeyError(
                     f"{name!r} and another name both map to s3://{self._name}/{key}",
                     bucket=self._name,
                     key=key,
                     path=path,
                 )
-            if not os.path.isfile(path):
+            try:
+                info = os.stat(path)
+            except OSError:
+                info = None
+            if info is None or not stat.S_ISREG(info.st_mode):
                 raise LocalFileNotFoundError(
                     f"cannot sync {path} to s3://{self._name}/{key}: not a file",
                     bucket=self._name,
                     key=key,
                     path=path,
                 )
-            pairs[key] = path
-        return self._sync(list(pairs.items()), prefix, _printer() if verbose else None, dry_run)
+            chosen[key] = SourceFile(key, path, info.st_size)
+        reporter = _printer() if verbose else None
+        return self._sync(list(chosen.values()), prefix, reporter, dry_run)
 
     def plan_sync_directory(
         self, directory: str | os.PathLike[str], remote: str | None = None
@@ -485,12 +490,12 @@ class Bucket:
         return self._sync_with_plan(files, prefix, None, dry_run=True)[0]
 
     def _sync(
-        self, files: list[tuple[str, str]], prefix: str, reporter: Any, dry_run: bool
+        self, files: list[SourceFile], prefix: str, reporter: Any, dry_run: bool
     ) -> SyncSummary:
         return self._sync_with_plan(files, prefix, reporter, dry_run)[1]
 
     def _sync_with_plan(
-        self, files: list[tuple[str, str]], prefix: str, reporter: Any, dry_run: bool
+        self, files: list[SourceFile], prefix: str, reporter: Any, dry_run: bool
     ) -> tuple[Plan, SyncSummary]:
         self._settle()
         self._require_bucket()

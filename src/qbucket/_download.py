@@ -37,6 +37,11 @@ from ._transfer import in_thread
 from ._transport import Transport
 
 CHUNK = 4 << 20
+SMALL_OBJECT = 8 << 20  # read whole into memory, written by one executor call
+PARALLEL_THRESHOLD = 64 << 20  # above: parallel ranged GETs into one file
+PART = 16 << 20
+PART_CONCURRENCY = 6
+PART_CHUNK = 1 << 20
 TEMP_MARK = ".qbucket-part-"
 
 
@@ -50,20 +55,6 @@ class _Body:
 
 def temporary_path(destination: Path) -> Path:
     return destination.with_name(f".{destination.name}{TEMP_MARK}{secrets.token_hex(4)}")
-
-
-async def _open_obstore(transport: Transport, bucket: str, key: str, e_tag: str | None) -> _Body:
-    from obstore import get_async
-
-    options: Any = {"if_match": e_tag} if e_tag else {}
-    result = await get_async(transport.store(bucket), key, options=options)
-    meta = result.meta
-    return _Body(
-        int(meta["size"]),
-        meta["e_tag"],
-        meta["last_modified"],
-        result.stream(min_chunk_size=CHUNK).__aiter__(),
-    )
 
 
 async def _open_boto3(transport: Transport, bucket: str, key: str, e_tag: str | None) -> _Body:
@@ -83,11 +74,119 @@ async def _open_boto3(transport: Transport, bucket: str, key: str, e_tag: str | 
             stream.close()
 
     return _Body(
-        int(response["ContentLength"]),
-        response.get("ETag"),
-        response["LastModified"],
-        chunks(),
+        int(response["ContentLength"]), response.get("ETag"), response["LastModified"], chunks()
     )
+
+
+def _check(
+    bucket: str, key: str, received: int, size: int, md5: str | None, expected: str | None
+) -> None:
+    if received != size:
+        raise TransferError(
+            f"download of s3://{bucket}/{key} got {received} of {size} bytes",
+            bucket=bucket,
+            key=key,
+        )
+    if expected is not None and md5 != expected:
+        raise TransferError(
+            f"download of s3://{bucket}/{key} does not match its MD5 ETag", bucket=bucket, key=key
+        )
+
+
+def _install(temporary: Path, destination: Path, when: datetime.datetime) -> None:
+    """The complete, checked temporary file becomes ``destination`` (the object's time as its
+    mtime, as ``aws s3 sync`` and rclone do)."""
+    stamp = when.timestamp()
+    os.utime(temporary, (stamp, stamp))
+    os.replace(temporary, destination)
+
+
+def _write_whole(
+    bucket: str,
+    key: str,
+    data: bytes,
+    size: int,
+    md5_expected: str | None,
+    temporary: Path,
+    destination: Path,
+    when: datetime.datetime,
+) -> None:
+    """A small object, already in memory: check, write, install — one executor call."""
+    _check(
+        bucket,
+        key,
+        len(data),
+        size,
+        hashlib.md5(data).hexdigest() if md5_expected else None,
+        md5_expected,
+    )
+    with open(temporary, "xb") as stream:
+        stream.write(data)
+    _install(temporary, destination, when)
+
+
+async def _stream_into(
+    bucket: str, key: str, body: _Body, temporary: Path, sink: ProgressSink
+) -> None:
+    """Any object, as one stream: written chunk by chunk, MD5 checked on the way."""
+    md5_expected = plain_md5_etag(body.e_tag)
+    digest = hashlib.md5() if md5_expected else None
+    received = 0
+    stream = await in_thread(open, temporary, "xb")
+    try:
+        async for chunk in body.chunks:
+            await in_thread(stream.write, chunk)
+            if digest is not None:
+                digest.update(chunk)
+            received += len(chunk)
+            if received < body.size:
+                sink.update(key, received, body.size)
+    finally:
+        await in_thread(stream.close)
+    _check(bucket, key, received, body.size, digest.hexdigest() if digest else None, md5_expected)
+
+
+async def _ranges_into(
+    transport: Transport,
+    bucket: str,
+    key: str,
+    size: int,
+    e_tag: str,
+    temporary: Path,
+    sink: ProgressSink,
+) -> None:
+    """A large multipart object: parallel ranged GETs, each pinned to ``e_tag`` (If-Match) so
+    that the parts cannot come from two versions, written in place with pwrite."""
+    from obstore import get_async
+
+    store = transport.store(bucket)
+    fd = await in_thread(os.open, temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    received = 0
+    slots = asyncio.Semaphore(PART_CONCURRENCY)
+
+    async def part(start: int) -> None:
+        nonlocal received
+        end = min(start + PART, size)
+        async with slots:
+            result = await get_async(store, key, options={"range": (start, end), "if_match": e_tag})
+            offset = start
+            async for chunk in result.stream(min_chunk_size=PART_CHUNK):
+                await in_thread(os.pwrite, fd, chunk, offset)
+                offset += len(chunk)
+                received += len(chunk)
+                sink.update(key, min(received, size - 1), size)
+        if offset != end:
+            raise TransferError(
+                f"download of s3://{bucket}/{key}: bytes {start}-{end} came back short",
+                bucket=bucket,
+                key=key,
+            )
+
+    try:
+        await asyncio.gather(*(part(start) for start in range(0, size, PART)))
+    finally:
+        await in_thread(os.close, fd)
+    _check(bucket, key, received, size, None, None)
 
 
 async def download(
@@ -97,62 +196,86 @@ async def download(
     destination: Path,
     sink: ProgressSink,
     *,
-    expected_etag: str | None = None,
+    listed: ObjectSummary | None = None,
 ) -> Path:
-    """GET ``key`` into ``destination`` atomically: temporary file, checks, rename."""
-    opener = _open_obstore if obstore_can_address(key) else _open_boto3
-    try:
-        body = await opener(transport, bucket, key, expected_etag)
-    except Exception as exc:
-        raise translate(exc, action="download", bucket=bucket, key=key) from exc
-    md5_expected = plain_md5_etag(body.e_tag)
+    """GET ``key`` into ``destination`` atomically: temporary file, checks, rename.
+
+    Args:
+        listed: what a listing said of the object; the GET must then see that same object
+            (If-Match on its ETag), and a large one is fetched in parallel ranges at once.
+    """
     temporary = temporary_path(destination)
-    received = 0
+    expected_etag = listed.e_tag if listed is not None and listed.e_tag else None
     try:
-        digest = hashlib.md5() if md5_expected else None
-        stream = await in_thread(open, temporary, "xb")
-        try:
+        if (
+            listed is not None
+            and expected_etag
+            and listed.size > PARALLEL_THRESHOLD
+            and plain_md5_etag(expected_etag) is None
+            and obstore_can_address(key)
+        ):
+            sink.update(key, 0, listed.size)
+            await _ranges_into(transport, bucket, key, listed.size, expected_etag, temporary, sink)
+            await in_thread(_install, temporary, destination, listed.last_modified)
+            sink.update(key, listed.size, listed.size)
+        elif obstore_can_address(key):
+            await _download_obstore(
+                transport, bucket, key, destination, temporary, sink, expected_etag
+            )
+        else:
+            body = await _open_boto3(transport, bucket, key, expected_etag)
             if body.size:
                 sink.update(key, 0, body.size)
-            async for chunk in body.chunks:
-                await in_thread(stream.write, chunk)
-                if digest is not None:
-                    digest.update(chunk)
-                received += len(chunk)
-                if received < body.size:
-                    sink.update(key, received, body.size)
-        finally:
-            await in_thread(stream.close)
-        if received != body.size:
-            raise TransferError(
-                f"download of s3://{bucket}/{key} got {received} of {body.size} bytes",
-                bucket=bucket,
-                key=key,
-            )
-        if digest is not None and digest.hexdigest() != md5_expected:
-            raise TransferError(
-                f"download of s3://{bucket}/{key} does not match its MD5 ETag",
-                bucket=bucket,
-                key=key,
-            )
-        await in_thread(_set_mtime, temporary, body.last_modified)
-        await in_thread(os.replace, temporary, destination)
-        sink.update(key, body.size, body.size)  # the last call, once the file is in place
+            await _stream_into(bucket, key, body, temporary, sink)
+            await in_thread(_install, temporary, destination, body.last_modified)
+            sink.update(key, body.size, body.size)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         if isinstance(exc, Exception):
-            raise translate(
-                exc, action="download", bucket=bucket, key=key, path=str(destination)
-            ) from exc
+            error = translate(exc, action="download", bucket=bucket, key=key, path=str(destination))
+            if isinstance(error, MissingKeyError):
+                error.path = None  # a remote miss, whatever local path was at hand
+            raise error from exc
         raise
     return destination
 
 
-def _set_mtime(path: Path, when: datetime.datetime) -> None:
-    """The object's time becomes the file's mtime, as ``aws s3 sync`` and rclone do."""
-    stamp = when.timestamp()
-    os.utime(path, (stamp, stamp))
+async def _download_obstore(
+    transport: Transport,
+    bucket: str,
+    key: str,
+    destination: Path,
+    temporary: Path,
+    sink: ProgressSink,
+    expected_etag: str | None,
+) -> None:
+    from obstore import get_async
+
+    options: Any = {"if_match": expected_etag} if expected_etag else {}
+    try:
+        result = await get_async(transport.store(bucket), key, options=options)
+    except Exception as exc:
+        raise translate(exc, action="download", bucket=bucket, key=key) from exc
+    meta = result.meta
+    size, e_tag, when = int(meta["size"]), meta["e_tag"], meta["last_modified"]
+    md5_expected = plain_md5_etag(e_tag)
+    if size <= SMALL_OBJECT:
+        data = await result.bytes_async()
+        await in_thread(
+            _write_whole, bucket, key, bytes(data), size, md5_expected, temporary, destination, when
+        )
+    else:
+        sink.update(key, 0, size)
+        if size > PARALLEL_THRESHOLD and md5_expected is None and e_tag:
+            # The open GET's body is not read: dropping it closes that connection early.
+            del result
+            await _ranges_into(transport, bucket, key, size, e_tag, temporary, sink)
+        else:
+            body = _Body(size, e_tag, when, result.stream(min_chunk_size=CHUNK).__aiter__())
+            await _stream_into(bucket, key, body, temporary, sink)
+        await in_thread(_install, temporary, destination, when)
+    sink.update(key, size, size)  # the last call, once the file is in place
 
 
 async def download_all(
@@ -195,14 +318,7 @@ async def download_all(
                 await in_thread(prepare, destination.parent)
                 checked.add(destination.parent)
             await transport.bounded(
-                download(
-                    transport,
-                    bucket,
-                    summary.key,
-                    destination,
-                    sink,
-                    expected_etag=summary.e_tag or None,
-                )
+                download(transport, bucket, summary.key, destination, sink, listed=summary)
             )
             written.append(str(destination))
         except MissingKeyError:

@@ -34,10 +34,16 @@ def digest_file(path: str | os.PathLike[str]) -> Digests:
     return digest_file_checked(path)[0]
 
 
-def digest_file_checked(path: str | os.PathLike[str]) -> tuple[Digests, os.stat_result, bool]:
+def digest_file_checked(
+    path: str | os.PathLike[str], *, with_md5: bool = True
+) -> tuple[Digests, os.stat_result, bool]:
     """Digests of the file at ``path``, its stat when opened, and whether it stayed unchanged
-    while it was read (only then may the digests be remembered for that stat)."""
-    md5, sha1 = hashlib.md5(), hashlib.sha1()
+    while it was read (only then may the digests be remembered for that stat).
+
+    ``with_md5=False`` leaves ``md5`` empty: for files uploaded in parts, whose ETag is never an
+    MD5, it would cost CPU for nothing.
+    """
+    md5, sha1 = (hashlib.md5() if with_md5 else _NoDigest()), hashlib.sha1()
     size = 0
     with open(path, "rb", buffering=0) as stream:
         before = os.fstat(stream.fileno())
@@ -61,6 +67,14 @@ def digest_file_checked(path: str | os.PathLike[str]) -> tuple[Digests, os.stat_
         before.st_ctime_ns,
     )
     return Digests(size, md5.hexdigest(), sha1.hexdigest()), before, stable
+
+
+class _NoDigest:
+    def update(self, data: bytes | memoryview) -> None:
+        pass
+
+    def hexdigest(self) -> str:
+        return ""
 
 
 def plain_md5_etag(e_tag: str | None) -> str | None:

@@ -206,11 +206,26 @@ class Lister:
             delay = min(delay * 2, 5.0)
         raise AssertionError("unreachable")
 
-    def pages(self, bucket: str, prefix: str = "") -> Iterator[list[ObjectSummary]]:
+    def first(self, bucket: str, prefix: str) -> ObjectSummary | None:
+        """The first object (in key order) whose key starts with ``prefix``: one small request.
+        Since a key sorts before every longer key it prefixes, ``first(b, k)`` is ``k`` itself
+        when it exists."""
+        objects, _token = parse_page(
+            self._get(
+                bucket,
+                {"list-type": "2", "encoding-type": "url", "max-keys": "1", "prefix": prefix},
+            ),
+            bucket,
+        )
+        return objects[0] if objects else None
+
+    def pages(
+        self, bucket: str, prefix: str = "", *, page_size: int = PAGE_SIZE
+    ) -> Iterator[list[ObjectSummary]]:
         """Every object whose key starts with ``prefix`` (a plain S3 prefix), page by page."""
         token: str | None = None
         while True:
-            query = {"list-type": "2", "encoding-type": "url", "max-keys": str(PAGE_SIZE)}
+            query = {"list-type": "2", "encoding-type": "url", "max-keys": str(page_size)}
             if prefix:
                 query["prefix"] = prefix
             if token:

@@ -18,7 +18,7 @@ import dataclasses
 import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from . import _transfer
 from ._error_mapping import translate
@@ -34,6 +34,7 @@ T = TypeVar("T")
 Reporter = Callable[[str], None]
 HASH_CONCURRENCY = 4
 HASH_BATCH = 128
+HASH_BATCH_BYTES = 32 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +49,14 @@ class SyncSummary:
     seconds: float
 
 
+class SourceFile(NamedTuple):
+    """A local file to mirror: its key, its path, and its size when it was found."""
+
+    key: str
+    path: str
+    size: int
+
+
 @dataclasses.dataclass(frozen=True)
 class SyncContext:
     transport: Transport
@@ -57,18 +66,21 @@ class SyncContext:
 
 
 def _digest_batch(
-    batch: Sequence[tuple[str, str]], bucket: str, cache: HashCache
+    batch: Sequence[SourceFile], bucket: str, cache: HashCache
 ) -> list[LocalEntry | QBucketError]:
     """Digests of a batch of files (blocking: runs in the executor), from the cache when their
     stat still matches. Batches, not one task per file: for small files the per-task overhead
     costs several times the hashing."""
     out: list[LocalEntry | QBucketError] = []
-    for key, path in batch:
+    for key, path, _size in batch:
         try:
             absolute = os.path.abspath(path)
-            digests = cache.lookup(absolute, os.stat(absolute))
+            info = os.stat(absolute)
+            digests = cache.lookup(absolute, info)
             if digests is None:
-                digests, info, stable = digest_file_checked(absolute)
+                # Files sent in parts get multipart ETags, never an MD5: only SHA-1 serves.
+                with_md5 = info.st_size <= _transfer.SINGLE_PUT_LIMIT
+                digests, info, stable = digest_file_checked(absolute, with_md5=with_md5)
                 if stable:
                     cache.remember(absolute, info, digests)
             out.append(LocalEntry(key, path, digests))
@@ -77,17 +89,33 @@ def _digest_batch(
     return out
 
 
+def _batches(files: Sequence[SourceFile]) -> list[list[SourceFile]]:
+    """Groups of at most HASH_BATCH files or HASH_BATCH_BYTES bytes, so large files are hashed
+    in parallel and small ones without a task each."""
+    batches: list[list[SourceFile]] = []
+    current: list[SourceFile] = []
+    size = 0
+    for file in files:
+        current.append(file)
+        size += file.size
+        if len(current) >= HASH_BATCH or size >= HASH_BATCH_BYTES:
+            batches.append(current)
+            current, size = [], 0
+    if current:
+        batches.append(current)
+    return batches
+
+
 async def _hash_all(
-    files: Sequence[tuple[str, str]], bucket: str, cache: HashCache
+    files: Sequence[SourceFile], bucket: str, cache: HashCache
 ) -> tuple[list[LocalEntry], list[QBucketError]]:
     limit = asyncio.Semaphore(HASH_CONCURRENCY)
 
-    async def one(batch: Sequence[tuple[str, str]]) -> list[LocalEntry | QBucketError]:
+    async def one(batch: Sequence[SourceFile]) -> list[LocalEntry | QBucketError]:
         async with limit:
             return await _transfer.in_thread(_digest_batch, batch, bucket, cache)
 
-    batches = [files[start : start + HASH_BATCH] for start in range(0, len(files), HASH_BATCH)]
-    results = await asyncio.gather(*(one(batch) for batch in batches))
+    results = await asyncio.gather(*(one(batch) for batch in _batches(files)))
     entries = [item for result in results for item in result if isinstance(item, LocalEntry)]
     failures = [item for result in results for item in result if isinstance(item, QBucketError)]
     return entries, failures
@@ -144,7 +172,7 @@ async def _run_all(
 
 async def run_sync(
     ctx: SyncContext,
-    files: Sequence[tuple[str, str]],
+    files: Sequence[SourceFile],
     prefix: str,
     *,
     delete_extras: bool = True,

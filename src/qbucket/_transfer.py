@@ -28,8 +28,11 @@ T = TypeVar("T")
 # Below this size a file is read into memory and sent in one PUT; above, obstore streams it in
 # parallel multipart chunks from the file.
 SINGLE_PUT_LIMIT = 16 << 20
-PART_SIZE = 16 << 20
-PART_CONCURRENCY = 8
+# Measured on 2 x 256 MiB against SeaweedFS: 5 MiB parts, 3 in flight and one multipart upload at
+# a time ran as fast as 16 MiB x 8 (server-bound, ~4 s) with a third of the peak RSS (~80 MiB).
+PART_SIZE = 5 << 20  # the S3 minimum
+PART_CONCURRENCY = 3
+MAX_PARTS = 10_000  # the S3 limit; larger files get larger parts
 DELETE_BATCH = 1000  # the S3 DeleteObjects limit
 
 
@@ -107,15 +110,16 @@ async def put_file(
                 sent = await in_thread(digest_file, path)
             else:
                 sent = digests
-            await put_async(
-                store,
-                key,
-                Path(path),
-                attributes=_attributes(sent),
-                use_multipart=True,
-                chunk_size=PART_SIZE,
-                max_concurrency=PART_CONCURRENCY,
-            )
+            async with transport.large:
+                await put_async(
+                    store,
+                    key,
+                    Path(path),
+                    attributes=_attributes(sent),
+                    use_multipart=True,
+                    chunk_size=part_size(before.st_size),
+                    max_concurrency=PART_CONCURRENCY,
+                )
     except Exception as exc:
         raise translate(exc, action="upload", bucket=bucket, key=key, path=path) from exc
     if sent.size != before.st_size or not await in_thread(_unchanged_since, path, before):
@@ -126,6 +130,13 @@ async def put_file(
             path=path,
         )
     return sent
+
+
+def part_size(size: int) -> int:
+    """The part size for a multipart upload of ``size`` bytes: PART_SIZE, or more when the file
+    would need over MAX_PARTS parts (1 MiB multiples, with a margin)."""
+    needed = -(-size // (MAX_PARTS - 100))
+    return max(PART_SIZE, -(-needed // (1 << 20)) << 20)
 
 
 async def copy_object(transport: Transport, bucket: str, source: str, key: str) -> None:

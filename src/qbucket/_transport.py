@@ -37,6 +37,7 @@ DEFAULT_CONCURRENCY = 64
 CONNECT_TIMEOUT_S = 5
 READ_STALL_TIMEOUT_S = 60  # no byte for this long on an open request: retry, then fail
 REQUEST_TIMEOUT_S = 3600  # one request (a part, a small object, a whole GET) may take this long
+LARGE_TRANSFERS = 1
 MAX_RETRIES = 5
 RETRY_WINDOW_S = 60
 
@@ -73,6 +74,7 @@ class Transport:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._limit: asyncio.Semaphore | None = None
+        self._large: asyncio.Semaphore | None = None
         self._pid = os.getpid()
 
     def __repr__(self) -> str:
@@ -154,6 +156,7 @@ class Transport:
                 def run() -> None:
                     asyncio.set_event_loop(loop)
                     self._limit = asyncio.Semaphore(self.concurrency)
+                    self._large = asyncio.Semaphore(LARGE_TRANSFERS)
                     ready.set()
                     loop.run_forever()
 
@@ -168,6 +171,13 @@ class Transport:
         """Bounds the requests in flight; only for use inside the loop thread."""
         assert self._limit is not None, "the loop thread is not running"
         return self._limit
+
+    @property
+    def large(self) -> asyncio.Semaphore:
+        """Bounds the large (multipart or ranged) transfers in flight: each already runs its parts
+        in parallel, and more of them at once only multiplies the part buffers in memory."""
+        assert self._large is not None, "the loop thread is not running"
+        return self._large
 
     async def bounded(self, work: Awaitable[T]) -> T:
         """Await ``work`` within the bound on requests in flight (inside the loop thread)."""
@@ -243,7 +253,7 @@ class Transport:
         business: :class:`Bucket` flushes before its connection closes."""
         with self._lock:
             loop, thread = self._loop, self._thread
-            self._loop = self._thread = self._limit = None
+            self._loop = self._thread = self._limit = self._large = None
             self._stores.clear()
             client, self._client, self._resource = self._client, None, None
         if loop is not None and thread is not None and self._pid == os.getpid():
