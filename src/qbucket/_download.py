@@ -37,6 +37,7 @@ from ._transfer import in_thread
 from ._transport import Transport
 
 CHUNK = 4 << 20
+INLINE_WRITE = 256 << 10  # written on the loop thread itself
 SMALL_OBJECT = 8 << 20  # read whole into memory, written by one executor call
 PARALLEL_THRESHOLD = 64 << 20  # above: parallel ranged GETs into one file
 PART = 16 << 20
@@ -261,10 +262,14 @@ async def _download_obstore(
     size, e_tag, when = int(meta["size"]), meta["e_tag"], meta["last_modified"]
     md5_expected = plain_md5_etag(e_tag)
     if size <= SMALL_OBJECT:
-        data = await result.bytes_async()
-        await in_thread(
-            _write_whole, bucket, key, bytes(data), size, md5_expected, temporary, destination, when
-        )
+        data = bytes(await result.bytes_async())
+        if size <= INLINE_WRITE:
+            # A few syscalls: cheaper on the loop than the thread handoffs of the executor.
+            _write_whole(bucket, key, data, size, md5_expected, temporary, destination, when)
+        else:
+            await in_thread(
+                _write_whole, bucket, key, data, size, md5_expected, temporary, destination, when
+            )
     else:
         sink.update(key, 0, size)
         if size > PARALLEL_THRESHOLD and md5_expected is None and e_tag:

@@ -4,6 +4,9 @@ Comparison follows the seed API (name, size and SHA-1), without a request per ob
 
 * a size mismatch means the content changed;
 * with equal sizes, a plain-MD5 ETag equal to the local MD5 means the content is the same;
+* a 32-hex ETag that differs from the local MD5 means a change, once another object of the same
+  listing has shown that this server's ETags are MD5s (some servers, AWS with SSE-KMS for one,
+  send 32-hex ETags that are not); erring here can only cause an extra upload, never a miss;
 * otherwise the object's stored SHA-1 (``x-amz-meta-qbucket-sha1``) decides, and when the listing
   does not carry it the object is *unresolved*: the executor reads its metadata (one HEAD, only
   for such objects) and plans again.
@@ -103,6 +106,8 @@ def plan_sync(
     changed: list[LocalEntry] = []
     unchanged: list[str] = []
     unresolved: list[str] = []
+    md5_mismatches: list[LocalEntry] = []  # changed, if this server's ETags are MD5s
+    etags_are_md5 = False
     wanted: set[str] = set()
     for entry in local:
         wanted.add(entry.key)
@@ -112,8 +117,15 @@ def plan_sync(
             changed.append(entry)
         elif verdict:
             unchanged.append(entry.key)
+            etags_are_md5 = etags_are_md5 or plain_md5_etag(existing.e_tag) == entry.digests.md5
+        elif entry.digests.md5 and plain_md5_etag(existing.e_tag) is not None:
+            md5_mismatches.append(entry)
         else:
             unresolved.append(entry.key)
+    if etags_are_md5:
+        changed += md5_mismatches
+    else:
+        unresolved += [entry.key for entry in md5_mismatches]
     if unresolved:
         return Plan([], [], [], unchanged, unresolved)
 

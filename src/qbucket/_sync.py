@@ -202,8 +202,10 @@ async def run_sync(
     first: list[Upload | Copy] = [*plan.uploads, *(c for c in plan.copies if not c.after_upload)]
     done, errors = await _run_all(ctx, first)
     failures += errors
-    second = [c for c in plan.copies if c.after_upload and c.source not in {e.key for e in errors}]
-    skipped = [c for c in plan.copies if c.after_upload and c not in second]
+    failed = {error.key for error in errors}
+    later = [c for c in plan.copies if c.after_upload]
+    second = [c for c in later if c.source not in failed]
+    skipped = [c for c in later if c.source in failed]
     done_second, errors = await _run_all(ctx, second)
     done += done_second
     failures += errors

@@ -94,14 +94,42 @@ def test_same_size_and_md5_etag_is_unchanged() -> None:
 
 
 def test_same_size_other_content_without_sha1_is_unresolved() -> None:
+    # No object of this listing shows that the server's ETags are MD5s: a 32-hex ETag that
+    # differs may be an encrypted object's (SSE-KMS), so only the stored SHA-1 can tell.
     plan = plan_sync(
-        [local("a.txt", b"hello"), local("b.txt", b"same")],
-        listing(remote("a.txt", b"jello"), remote("b.txt", b"same"), remote("x", b"extra")),
+        [local("a.txt", b"hello")],
+        listing(remote("a.txt", b"jello"), remote("x", b"extra")),
     )
     assert plan.unresolved == ["a.txt"]
-    assert plan.unchanged == ["b.txt"]
     # Nothing is done before the executor has read the stored SHA-1 of a.txt.
     assert (plan.uploads, plan.copies, plan.deletes) == ([], [], [])
+
+
+def test_md5_mismatch_is_a_change_once_the_listing_proves_md5_etags() -> None:
+    a, b = local("a.txt", b"hello"), local("b.txt", b"same")
+    plan = plan_sync(
+        [a, b],
+        listing(remote("a.txt", b"jello"), remote("b.txt", b"same"), remote("x", b"extra")),
+    )
+    assert plan.unresolved == []  # b.txt's ETag equals its MD5: this server's ETags are MD5s
+    assert plan.unchanged == ["b.txt"]
+    assert plan.uploads == [Upload("a.txt", "/src/a.txt", a.digests)]
+    assert plan.deletes == ["x"]
+
+
+def test_sha1_match_does_not_prove_md5_etags() -> None:
+    import hashlib
+
+    a, b = local("a.txt", b"hello"), local("b.txt", b"same")
+    opaque = "f" * 32  # 32 hex digits that are no MD5 of anything here
+    plan = plan_sync(
+        [a, b],
+        listing(
+            RemoteEntry("a.txt", 5, f'"{opaque}"'),
+            RemoteEntry("b.txt", 4, f'"{opaque}"', sha1=hashlib.sha1(b"same").hexdigest()),
+        ),
+    )
+    assert plan.unresolved == ["a.txt"]
 
 
 def test_unresolved_then_sha1_differs_is_uploaded() -> None:
