@@ -47,42 +47,31 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
 EMBEDDED = "embedded server"
 
 
-def _home(env: Mapping[str, str]) -> Path | None:
+def _user_dir(kind: str, below_home: str, env: Mapping[str, str] | None) -> Path:
+    """``$QBUCKET_HOME/<below_home>`` if set, else platformdirs' user ``kind`` dir for qbucket."""
+    env = os.environ if env is None else env
     home = env.get("QBUCKET_HOME")
-    return Path(home).expanduser() if home else None
+    if home:
+        return Path(home).expanduser() / below_home
+    import platformdirs
+
+    finder = getattr(platformdirs, f"user_{kind}_dir")
+    return Path(finder("qbucket", appauthor=False))
 
 
 def config_dir(env: Mapping[str, str] | None = None) -> Path:
     """``$QBUCKET_HOME``, else the user config dir (``~/.config/qbucket`` on Linux)."""
-    env = os.environ if env is None else env
-    home = _home(env)
-    if home is not None:
-        return home
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir("qbucket", appauthor=False))
+    return _user_dir("config", "", env)
 
 
 def data_dir(env: Mapping[str, str] | None = None) -> Path:
     """``$QBUCKET_HOME/data``, else the user data dir (``~/.local/share/qbucket`` on Linux)."""
-    env = os.environ if env is None else env
-    home = _home(env)
-    if home is not None:
-        return home / "data"
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("qbucket", appauthor=False))
+    return _user_dir("data", "data", env)
 
 
 def cache_dir(env: Mapping[str, str] | None = None) -> Path:
     """``$QBUCKET_HOME/cache``, else the user cache dir (``~/.cache/qbucket`` on Linux)."""
-    env = os.environ if env is None else env
-    home = _home(env)
-    if home is not None:
-        return home / "cache"
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("qbucket", appauthor=False))
+    return _user_dir("cache", "cache", env)
 
 
 def default_config_path(env: Mapping[str, str] | None = None) -> Path:
