@@ -112,7 +112,7 @@ def _write_whole(
     destination: Path,
     when: datetime.datetime,
 ) -> None:
-    """A small object, already in memory: check, write, install — one executor call."""
+    """A small object, already in memory: check, write and install it in one go."""
     _check(
         bucket,
         key,
