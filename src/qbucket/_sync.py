@@ -17,7 +17,7 @@ import asyncio
 import dataclasses
 import os
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from . import _transfer
@@ -89,6 +89,18 @@ def _digest_batch(
     return out
 
 
+async def _each(items: Iterable[T], work: Callable[[T], Awaitable[None]], workers: int) -> None:
+    """``await work(item)`` for every item, ``workers`` at a time. Unlike gathering one task per
+    item, memory stays flat however many items there are (100k files: no 100k coroutines)."""
+    iterator = iter(items)
+
+    async def worker() -> None:
+        for item in iterator:
+            await work(item)
+
+    await asyncio.gather(*(worker() for _ in range(workers)))
+
+
 def _batches(files: Sequence[SourceFile]) -> list[list[SourceFile]]:
     """Groups of at most HASH_BATCH files or HASH_BATCH_BYTES bytes, so large files are hashed
     in parallel and small ones without a task each."""
@@ -109,13 +121,12 @@ def _batches(files: Sequence[SourceFile]) -> list[list[SourceFile]]:
 async def _hash_all(
     files: Sequence[SourceFile], bucket: str, cache: HashCache
 ) -> tuple[list[LocalEntry], list[QBucketError]]:
-    limit = asyncio.Semaphore(HASH_CONCURRENCY)
+    results: list[list[LocalEntry | QBucketError]] = []
 
-    async def one(batch: Sequence[SourceFile]) -> list[LocalEntry | QBucketError]:
-        async with limit:
-            return await _transfer.in_thread(_digest_batch, batch, bucket, cache)
+    async def one(batch: Sequence[SourceFile]) -> None:
+        results.append(await _transfer.in_thread(_digest_batch, batch, bucket, cache))
 
-    results = await asyncio.gather(*(one(batch) for batch in _batches(files)))
+    await _each(_batches(files), one, HASH_CONCURRENCY)
     entries = [item for result in results for item in result if isinstance(item, LocalEntry)]
     failures = [item for result in results for item in result if isinstance(item, QBucketError)]
     return entries, failures
@@ -166,7 +177,7 @@ async def _run_all(
         if ctx.report:
             ctx.report(line)
 
-    await asyncio.gather(*(one(operation) for operation in operations))
+    await _each(operations, one, ctx.transport.concurrency)
     return done, failures
 
 
