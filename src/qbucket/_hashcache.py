@@ -85,6 +85,30 @@ class HashCache:
             return None
         return Digests(info.st_size, row[5], row[6])
 
+    def lookup_many(self, entries: list[tuple[str, os.stat_result]]) -> list[Digests | None]:
+        """:meth:`lookup` for many files with one query (a query per file costs ~50 us)."""
+        if self._db is None or not entries:
+            return [None] * len(entries)
+        marks = ",".join("?" * len(entries))
+        with self._lock:
+            try:
+                rows = self._db.execute(
+                    "SELECT path, dev, ino, size, mtime_ns, ctime_ns, md5, sha1 FROM digests "
+                    f"WHERE path IN ({marks})",
+                    [path for path, _ in entries],
+                ).fetchall()
+            except sqlite3.Error:
+                return [None] * len(entries)
+        found = {row[0]: row for row in rows}
+        results: list[Digests | None] = []
+        for path, info in entries:
+            row = found.get(path)
+            if row is None or tuple(row[1:6]) != stat_key(info):
+                results.append(None)
+            else:
+                results.append(Digests(info.st_size, row[6], row[7]))
+        return results
+
     def remember(self, path: str, info: os.stat_result, digests: Digests) -> None:
         """Record ``digests`` for ``path`` as it was at ``info`` (unless modified too recently)."""
         if self._db is None or time.time_ns() - info.st_mtime_ns < RACY_WINDOW_NS:

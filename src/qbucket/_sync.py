@@ -72,20 +72,25 @@ def _digest_batch(
     stat still matches. Batches, not one task per file: for small files the per-task overhead
     costs several times the hashing."""
     out: list[LocalEntry | QBucketError] = []
-    for key, path, _size in batch:
+    found: list[tuple[SourceFile, str, os.stat_result]] = []
+    for file in batch:
         try:
-            absolute = os.path.abspath(path)
-            info = os.stat(absolute)
-            digests = cache.lookup(absolute, info)
+            absolute = os.path.abspath(file.path)
+            found.append((file, absolute, os.stat(absolute)))
+        except OSError as exc:
+            out.append(translate(exc, action="read", bucket=bucket, key=file.key, path=file.path))
+    cached = cache.lookup_many([(absolute, info) for _, absolute, info in found])
+    for (file, absolute, info), digests in zip(found, cached, strict=True):
+        try:
             if digests is None:
                 # Files sent in parts get multipart ETags, never an MD5: only SHA-1 serves.
                 with_md5 = info.st_size <= _transfer.SINGLE_PUT_LIMIT
-                digests, info, stable = digest_file_checked(absolute, with_md5=with_md5)
+                digests, read_info, stable = digest_file_checked(absolute, with_md5=with_md5)
                 if stable:
-                    cache.remember(absolute, info, digests)
-            out.append(LocalEntry(key, path, digests))
+                    cache.remember(absolute, read_info, digests)
+            out.append(LocalEntry(file.key, file.path, digests))
         except OSError as exc:
-            out.append(translate(exc, action="read", bucket=bucket, key=key, path=path))
+            out.append(translate(exc, action="read", bucket=bucket, key=file.key, path=file.path))
     return out
 
 

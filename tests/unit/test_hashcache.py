@@ -93,3 +93,19 @@ def test_digest_file_checked_reports_stability(tmp_path: Path) -> None:
     digests, info, stable = digest_file_checked(path)
     assert digests == digest_bytes(b"x" * 3_000_000)
     assert stable and info.st_size == 3_000_000
+
+
+def test_lookup_many_matches_lookup_per_file(tmp_path: Path) -> None:
+    cache = HashCache(tmp_path / "c.sqlite")
+    infos = {}
+    for name in ("a", "b", "c"):
+        infos[name] = _old_file(tmp_path / name, name.encode() * 3)
+        if name != "c":  # c is never remembered
+            cache.remember(str(tmp_path / name), infos[name], digest_bytes(name.encode() * 3))
+    cache.commit()
+    (tmp_path / "b").write_bytes(b"BBB")  # b changed since: its stat no longer matches
+    entries = [(str(tmp_path / n), (tmp_path / n).stat()) for n in ("a", "b", "c")]
+    assert cache.lookup_many(entries) == [cache.lookup(p, i) for p, i in entries]
+    assert cache.lookup_many(entries) == [digest_bytes(b"aaa"), None, None]
+    assert cache.lookup_many([]) == []
+    cache.close()
