@@ -157,7 +157,12 @@ class Bucket:
         Needed before writes: stock SeaweedFS silently re-creates a missing bucket on PUT.
         """
         if not self._known_to_exist and not self.exists():
-            raise MissingBucketException(f"bucket {self._name!r} does not exist", bucket=self._name)
+            raise self._missing()
+
+    def _missing(self, key: str | None = None) -> MissingBucketException:
+        return MissingBucketException(
+            f"bucket {self._name!r} does not exist", bucket=self._name, key=key
+        )
 
     def _settle(self) -> None:
         """Reads see earlier writes: wait for the background uploads started so far."""
@@ -166,9 +171,7 @@ class Bucket:
     def _missing_key_or_bucket(self, error: QBucketError) -> QBucketError:
         """A 404 on an object may mean the bucket is gone (SeaweedFS answers HEAD with a bare 404)."""
         if isinstance(error, MissingKeyError) and not self.exists():
-            return MissingBucketException(
-                f"bucket {self._name!r} does not exist", bucket=self._name, key=error.key
-            )
+            return self._missing(error.key)
         return error
 
     # -- the bucket itself ------------------------------------------------------------------
@@ -239,7 +242,7 @@ class Bucket:
         self._settle()
         first = self._first_object(key)
         if first is False:
-            raise MissingBucketException(f"bucket {self._name!r} does not exist", bucket=self._name)
+            raise self._missing()
         return first is not None and first.key == key
 
     # -- uploads ----------------------------------------------------------------------------

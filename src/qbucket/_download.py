@@ -9,7 +9,6 @@ Keys obstore cannot name exactly are fetched through boto3.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import datetime
@@ -33,7 +32,7 @@ from ._hashing import plain_md5_etag
 from ._keys import is_directory_marker, local_path_for_key, obstore_can_address
 from ._objects import ObjectSummary
 from ._progress import ProgressSink
-from ._transfer import in_thread
+from ._transfer import each_bounded, in_thread
 from ._transport import Transport
 
 CHUNK = 4 << 20
@@ -163,19 +162,17 @@ async def _ranges_into(
     store = transport.store(bucket)
     fd = await in_thread(os.open, temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     received = 0
-    slots = asyncio.Semaphore(PART_CONCURRENCY)
 
     async def part(start: int) -> None:
         nonlocal received
         end = min(start + PART, size)
-        async with slots:
-            result = await get_async(store, key, options={"range": (start, end), "if_match": e_tag})
-            offset = start
-            async for chunk in result.stream(min_chunk_size=PART_CHUNK):
-                await in_thread(os.pwrite, fd, chunk, offset)
-                offset += len(chunk)
-                received += len(chunk)
-                sink.update(key, min(received, size - 1), size)
+        result = await get_async(store, key, options={"range": (start, end), "if_match": e_tag})
+        offset = start
+        async for chunk in result.stream(min_chunk_size=PART_CHUNK):
+            await in_thread(os.pwrite, fd, chunk, offset)
+            offset += len(chunk)
+            received += len(chunk)
+            sink.update(key, min(received, size - 1), size)
         if offset != end:
             raise TransferError(
                 f"download of s3://{bucket}/{key}: bytes {start}-{end} came back short",
@@ -184,7 +181,7 @@ async def _ranges_into(
             )
 
     try:
-        await asyncio.gather(*(part(start) for start in range(0, size, PART)))
+        await each_bounded(range(0, size, PART), part, PART_CONCURRENCY)
     finally:
         await in_thread(os.close, fd)
     _check(bucket, key, received, size, None, None)
@@ -317,7 +314,8 @@ async def download_all(
                 f"{directory} leads outside {root} (a symlink?)", path=str(directory)
             )
 
-    async def one(summary: ObjectSummary, destination: Path) -> None:
+    async def one(job: tuple[ObjectSummary, Path]) -> None:
+        summary, destination = job
         try:
             if destination.parent not in checked:
                 await in_thread(prepare, destination.parent)
@@ -345,5 +343,5 @@ async def download_all(
                 )
             )
 
-    await asyncio.gather(*(one(summary, destination) for summary, destination in jobs))
+    await each_bounded(jobs, one, transport.concurrency)
     return sorted(written), failures

@@ -21,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-from ._hashing import Digests
+from ._hashing import Digests, stat_key
 
 RACY_WINDOW_NS = 3_000_000_000  # files modified this recently are hashed, not cached
 _SCHEMA = """
@@ -36,11 +36,6 @@ CREATE TABLE IF NOT EXISTS digests (
     sha1 TEXT NOT NULL
 ) WITHOUT ROWID
 """
-
-
-def stat_key(info: os.stat_result) -> tuple[int, int, int, int, int]:
-    """The stat fields an entry is keyed by, besides the path."""
-    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
 class HashCache:

@@ -25,6 +25,12 @@ class Digests:
     sha1: str
 
 
+def stat_key(info: os.stat_result) -> tuple[int, int, int, int, int]:
+    """The stat fields that change whenever a file's content may have: device, inode, size,
+    mtime_ns and ctime_ns (rewriting a file and restoring its mtime still moves the ctime)."""
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
 def digest_bytes(data: bytes | memoryview) -> Digests:
     return Digests(len(data), hashlib.md5(data).hexdigest(), hashlib.sha1(data).hexdigest())
 
@@ -61,11 +67,7 @@ def digest_file_checked(
                 sha1.update(chunk)
                 size += count
         after = os.fstat(stream.fileno())
-    stable = size == before.st_size and (after.st_size, after.st_mtime_ns, after.st_ctime_ns) == (
-        before.st_size,
-        before.st_mtime_ns,
-        before.st_ctime_ns,
-    )
+    stable = size == before.st_size and stat_key(after) == stat_key(before)
     return Digests(size, md5.hexdigest(), sha1.hexdigest()), before, stable
 
 

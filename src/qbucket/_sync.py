@@ -17,7 +17,7 @@ import asyncio
 import dataclasses
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from . import _transfer
@@ -83,8 +83,7 @@ def _digest_batch(
     for (file, absolute, info), digests in zip(found, cached, strict=True):
         try:
             if digests is None:
-                # Files sent in parts get multipart ETags, never an MD5: only SHA-1 serves.
-                with_md5 = info.st_size <= _transfer.SINGLE_PUT_LIMIT
+                with_md5 = _transfer.needs_md5(info.st_size)
                 digests, read_info, stable = digest_file_checked(absolute, with_md5=with_md5)
                 if stable:
                     cache.remember(absolute, read_info, digests)
@@ -92,18 +91,6 @@ def _digest_batch(
         except OSError as exc:
             out.append(translate(exc, action="read", bucket=bucket, key=file.key, path=file.path))
     return out
-
-
-async def _each(items: Iterable[T], work: Callable[[T], Awaitable[None]], workers: int) -> None:
-    """``await work(item)`` for every item, ``workers`` at a time. Unlike gathering one task per
-    item, memory stays flat however many items there are (100k files: no 100k coroutines)."""
-    iterator = iter(items)
-
-    async def worker() -> None:
-        for item in iterator:
-            await work(item)
-
-    await asyncio.gather(*(worker() for _ in range(workers)))
 
 
 def _batches(files: Sequence[SourceFile]) -> list[list[SourceFile]]:
@@ -131,7 +118,7 @@ async def _hash_all(
     async def one(batch: Sequence[SourceFile]) -> None:
         results.append(await _transfer.in_thread(_digest_batch, batch, bucket, cache))
 
-    await _each(_batches(files), one, HASH_CONCURRENCY)
+    await _transfer.each_bounded(_batches(files), one, HASH_CONCURRENCY)
     entries = [item for result in results for item in result if isinstance(item, LocalEntry)]
     failures = [item for result in results for item in result if isinstance(item, QBucketError)]
     return entries, failures
@@ -182,7 +169,7 @@ async def _run_all(
         if ctx.report:
             ctx.report(line)
 
-    await _each(operations, one, ctx.transport.concurrency)
+    await _transfer.each_bounded(operations, one, ctx.transport.concurrency)
     return done, failures
 
 

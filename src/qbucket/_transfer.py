@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ._error_mapping import translate
 from ._exceptions import TransferError
-from ._hashing import SHA1_METADATA, Digests, digest_bytes, digest_file
+from ._hashing import SHA1_METADATA, Digests, digest_bytes, digest_file_checked, stat_key
 from ._keys import obstore_can_address
 from ._objects import ObjectSummary
 from ._transport import Transport
@@ -45,6 +45,20 @@ async def in_thread(function: Callable[..., T], *args: Any) -> T:
     return await asyncio.get_running_loop().run_in_executor(None, function, *args)
 
 
+async def each_bounded(
+    items: Iterable[T], work: Callable[[T], Awaitable[None]], workers: int
+) -> None:
+    """``await work(item)`` for every item, ``workers`` at a time. Unlike gathering one task per
+    item, memory stays flat however many items there are (100k files: no 100k coroutines)."""
+    iterator = iter(items)
+
+    async def worker() -> None:
+        for item in iterator:
+            await work(item)
+
+    await asyncio.gather(*(worker() for _ in range(workers)))
+
+
 def _read_small_file(path: str) -> tuple[bytes, Digests, os.stat_result]:
     with open(path, "rb") as stream:
         before = os.fstat(stream.fileno())
@@ -57,11 +71,7 @@ def _unchanged_since(path: str, before: os.stat_result) -> bool:
         now = os.stat(path)
     except OSError:
         return False
-    return (now.st_size, now.st_mtime_ns, now.st_ctime_ns) == (
-        before.st_size,
-        before.st_mtime_ns,
-        before.st_ctime_ns,
-    )
+    return stat_key(now) == stat_key(before)
 
 
 async def put_bytes(
@@ -107,7 +117,10 @@ async def put_file(
             await put_async(store, key, data, attributes=_attributes(sent), use_multipart=False)
         else:
             if digests is None or digests.size != before.st_size:
-                sent = await in_thread(digest_file, path)
+                digest = functools.partial(
+                    digest_file_checked, path, with_md5=needs_md5(before.st_size)
+                )
+                sent = (await in_thread(digest))[0]
             else:
                 sent = digests
             async with transport.large:
@@ -130,6 +143,11 @@ async def put_file(
             path=path,
         )
     return sent
+
+
+def needs_md5(size: int) -> bool:
+    """Files sent in parts get multipart ETags, never an MD5: only their SHA-1 serves."""
+    return size <= SINGLE_PUT_LIMIT
 
 
 def part_size(size: int) -> int:
