@@ -181,7 +181,8 @@ async def _ranges_into(
             )
 
     try:
-        await each_bounded(range(0, size, PART), part, PART_CONCURRENCY)
+        async with transport.large:
+            await each_bounded(range(0, size, PART), part, PART_CONCURRENCY)
     finally:
         await in_thread(os.close, fd)
     _check(bucket, key, received, size, None, None)
