@@ -12,7 +12,7 @@ error that names the key, whatever the server allows.
 from __future__ import annotations
 
 import os
-import unicodedata
+import re
 from pathlib import Path, PurePosixPath
 
 from ._exceptions import InvalidKeyError, UnsafeKeyError
@@ -21,8 +21,13 @@ MAX_KEY_BYTES = 1024  # the S3 limit on a key's UTF-8 length
 MAX_NAME_BYTES = 255  # the usual limit on one local file name (ext4, xfs, apfs)
 
 
+# Unicode category Cc, exactly: C0 controls, DEL and C1 controls. A regex, not a
+# unicodedata.category() call per character: a sync normalises every file name of the tree.
+_CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def _has_control_character(text: str) -> bool:
-    return any(unicodedata.category(c) == "Cc" for c in text)
+    return _CONTROL_CHARACTER.search(text) is not None
 
 
 def normalize_key(key: object, *, bucket: str | None = None, allow_control: bool = False) -> str:

@@ -23,6 +23,7 @@ import http.client
 import time
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator
+from typing import NamedTuple
 from urllib.parse import quote, unquote_plus, urlsplit
 
 from ._objects import ObjectSummary
@@ -100,27 +101,70 @@ def sign_v4(
     }
 
 
-def parse_page(body: bytes, bucket: str) -> tuple[list[ObjectSummary], str | None]:
-    """The objects of one ListObjectsV2 page and the continuation token (None on the last)."""
+class Listed(NamedTuple):
+    """One object of a listing page, as cheap as it can be (a sync lists 100k of them)."""
+
+    key: str
+    size: int
+    e_tag: str
+    last_modified: str  # ISO 8601, parsed only when an ObjectSummary is built
+
+
+class Page(NamedTuple):
+    objects: list[Listed]
+    prefixes: list[str]  # CommonPrefixes, when the request had a delimiter
+    token: str | None  # None on the last page
+
+
+def parse_listing(body: bytes) -> Page:
+    """One ListObjectsV2 page: its objects, common prefixes and continuation token.
+
+    Plain tuples, not ObjectSummary: building those (and parsing their dates) cost 4x the XML
+    parsing, and a sync needs only key, size and ETag.
+    """
     root = ElementTree.fromstring(body)
     encoded = root.findtext(f"{NS}EncodingType") == "url"
-    objects = []
-    for item in root.iter(f"{NS}Contents"):
-        key = item.findtext(f"{NS}Key") or ""
-        objects.append(
-            ObjectSummary(
-                bucket_name=bucket,
-                key=unquote_plus(key) if encoded else key,
-                size=int(item.findtext(f"{NS}Size") or 0),
-                e_tag=item.findtext(f"{NS}ETag") or "",
-                last_modified=datetime.datetime.fromisoformat(
-                    item.findtext(f"{NS}LastModified") or "1970-01-01T00:00:00Z"
-                ),
-            )
+    objects = [
+        Listed(
+            _decoded(item.findtext(f"{NS}Key") or "", encoded),
+            int(item.findtext(f"{NS}Size") or 0),
+            item.findtext(f"{NS}ETag") or "",
+            item.findtext(f"{NS}LastModified") or "",
         )
+        for item in root.iter(f"{NS}Contents")
+    ]
+    prefixes = [
+        _decoded(item.findtext(f"{NS}Prefix") or "", encoded)
+        for item in root.iter(f"{NS}CommonPrefixes")
+    ]
     truncated = (root.findtext(f"{NS}IsTruncated") or "").lower() == "true"
     token = root.findtext(f"{NS}NextContinuationToken") if truncated else None
-    return objects, token
+    return Page(objects, prefixes, token)
+
+
+def _decoded(text: str, encoded: bool) -> str:
+    # With encoding-type=url keys travel percent-encoded ("+" for a space).
+    return unquote_plus(text) if encoded and ("%" in text or "+" in text) else text
+
+
+def summary(bucket: str, listed: Listed) -> ObjectSummary:
+    """The public summary of a listed object."""
+    return ObjectSummary(
+        bucket_name=bucket,
+        key=listed.key,
+        size=listed.size,
+        e_tag=listed.e_tag,
+        last_modified=datetime.datetime.fromisoformat(listed.last_modified or _EPOCH),
+    )
+
+
+_EPOCH = "1970-01-01T00:00:00Z"
+
+
+def parse_page(body: bytes, bucket: str) -> tuple[list[ObjectSummary], str | None]:
+    """The objects of one ListObjectsV2 page and the continuation token (None on the last)."""
+    page = parse_listing(body)
+    return [summary(bucket, listed) for listed in page.objects], page.token
 
 
 def _error(status: int, body: bytes) -> S3ResponseError:
@@ -219,18 +263,34 @@ class Lister:
         )
         return objects[0] if objects else None
 
-    def pages(
-        self, bucket: str, prefix: str = "", *, page_size: int = PAGE_SIZE
-    ) -> Iterator[list[ObjectSummary]]:
-        """Every object whose key starts with ``prefix`` (a plain S3 prefix), page by page."""
+    def listing(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        delimiter: str | None = None,
+        page_size: int = PAGE_SIZE,
+    ) -> Iterator[Page]:
+        """Every page of the objects whose key starts with ``prefix`` (a plain S3 prefix); with
+        a ``delimiter``, keys that have it after the prefix are rolled up into common prefixes."""
         token: str | None = None
         while True:
             query = {"list-type": "2", "encoding-type": "url", "max-keys": str(page_size)}
             if prefix:
                 query["prefix"] = prefix
+            if delimiter:
+                query["delimiter"] = delimiter
             if token:
                 query["continuation-token"] = token
-            objects, token = parse_page(self._get(bucket, query), bucket)
-            yield objects
+            page = parse_listing(self._get(bucket, query))
+            yield page
+            token = page.token
             if token is None:
                 return
+
+    def pages(
+        self, bucket: str, prefix: str = "", *, page_size: int = PAGE_SIZE
+    ) -> Iterator[list[ObjectSummary]]:
+        """Every object whose key starts with ``prefix`` (a plain S3 prefix), page by page."""
+        for page in self.listing(bucket, prefix, page_size=page_size):
+            yield [summary(bucket, listed) for listed in page.objects]

@@ -330,3 +330,17 @@ def test_invalid_bucket_names(name: str, reason: str) -> None:
 def test_bucket_name_must_be_a_str(name: object) -> None:
     with pytest.raises(InvalidBucketNameError, match="must be a str"):
         validate_bucket_name(name)
+
+
+def test_control_character_rule_is_exactly_unicode_category_cc() -> None:
+    import sys
+    import unicodedata
+
+    from qbucket._keys import _has_control_character
+
+    disagreements = [
+        code
+        for code in range(sys.maxunicode + 1)
+        if (unicodedata.category(chr(code)) == "Cc") != _has_control_character(chr(code))
+    ]
+    assert disagreements == []
