@@ -41,7 +41,7 @@ INLINE_WRITE = 256 << 10  # written on the loop thread itself
 SMALL_OBJECT = 8 << 20  # read whole into memory, written by one executor call
 PARALLEL_THRESHOLD = 64 << 20  # above: parallel ranged GETs into one file
 PART = 16 << 20
-PART_CONCURRENCY = 6
+PART_CONCURRENCY = 4  # per file; Transport.ranges bounds the streams of all files together
 PART_CHUNK = 1 << 20
 TEMP_MARK = ".qbucket-part-"
 
@@ -218,13 +218,14 @@ async def _ranges_into(
     async def part(start: int) -> None:
         nonlocal received
         end = min(start + PART, size)
-        result = await get_async(store, key, options={"range": (start, end), "if_match": e_tag})
-        offset = start
-        async for chunk in result.stream(min_chunk_size=PART_CHUNK):
-            await in_thread(os.pwrite, fd, chunk, offset)
-            offset += len(chunk)
-            received += len(chunk)
-            sink.update(key, min(received, size - 1), size)
+        async with transport.ranges:
+            result = await get_async(store, key, options={"range": (start, end), "if_match": e_tag})
+            offset = start
+            async for chunk in result.stream(min_chunk_size=PART_CHUNK):
+                await in_thread(os.pwrite, fd, chunk, offset)
+                offset += len(chunk)
+                received += len(chunk)
+                sink.update(key, min(received, size - 1), size)
         if offset != end:
             raise TransferError(
                 f"download of s3://{bucket}/{key}: bytes {start}-{end} came back short",
@@ -233,8 +234,7 @@ async def _ranges_into(
             )
 
     try:
-        async with transport.large:
-            await each_bounded(range(0, size, PART), part, PART_CONCURRENCY)
+        await each_bounded(range(0, size, PART), part, PART_CONCURRENCY)
     finally:
         await in_thread(os.close, fd)
     _check(bucket, key, received, size, None, None)
