@@ -9,7 +9,7 @@ must not depend on the server's sort order: S3 sorts keys by bytes, SeaweedFS wa
 A delimiter listing gives an exact split instead: under a prefix, every key either has no ``/``
 after it (it is listed right there) or belongs to exactly one common prefix ``prefix + name + /``.
 Those are then listed in full, ``LIST_CONCURRENCY`` at a time, each by its own kept-alive
-connection. The caller receives each page as it arrives: nothing here holds the listing.
+connection (unless there are so many that one plain listing is cheaper). The caller receives each page as it arrives: nothing here holds the listing.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ LIST_CONCURRENCY = 4
 # Descend through lone common prefixes (``data/`` holding only ``data/run-1/``) at most this deep
 # to find a level worth splitting.
 MAX_DESCENT = 4
+# Above this many common prefixes, one chained listing: measured on 100k keys in 1000
+# prefixes, splitting was no faster (SeaweedFS-bound) and cost 0.8 s more client CPU.
+MAX_SPLIT = 64
 
 
 async def _each_page(pages: Iterator[Page], on_page: PageHandler) -> list[str]:
@@ -68,6 +71,17 @@ async def scan_scope(transport: Transport, bucket: str, prefix: str, on_page: Pa
             if len(prefixes) != 1 or found:
                 break
             level = prefixes[0]
+        if len(prefixes) > MAX_SPLIT:
+            # Many small sub-prefixes: a request each costs more client CPU (~1 ms: signing,
+            # http.client) than it saves, and on a shared machine that CPU is the server's.
+            # One plain listing instead, minus the objects of this level, already handed over.
+            def below(objects: list[Listed], start: int = len(level)) -> None:
+                deeper = [listed for listed in objects if "/" in listed.key[start:]]
+                if deeper:
+                    on_page(deeper)
+
+            await _each_page(lister.listing(bucket, level), below)
+            return
         idle.append(lister)
 
         async def list_prefix(sub: str) -> None:
