@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 import qbucket
+from qbucket import _remote_scan
 from qbucket._listing import Listed
 from qbucket._remote_scan import scan_scope
 
@@ -42,8 +43,13 @@ def _scan(bucket: qbucket.Bucket, prefix: str) -> list[str]:
     return keys
 
 
+@pytest.mark.parametrize("max_split", [64, 2], ids=["split", "many-prefixes"])
 @pytest.mark.parametrize("prefix", ["", "scope/", "scope/lone/"])
-def test_split_listing_equals_plain_listing(bucket: qbucket.Bucket, s3: Any, prefix: str) -> None:
+def test_split_listing_equals_plain_listing(
+    bucket: qbucket.Bucket, s3: Any, prefix: str, max_split: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With more common prefixes than MAX_SPLIT the scope is listed in one chain instead.
+    monkeypatch.setattr(_remote_scan, "MAX_SPLIT", max_split)
     for key in ODD_KEYS:
         s3.put_object(Bucket=bucket.uuid, Key=key, Body=b"1")
         s3.put_object(Bucket=bucket.uuid, Key="scope/" + key, Body=b"2")
