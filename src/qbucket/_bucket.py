@@ -5,16 +5,14 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import stat
-import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from . import _transfer
 from ._background import BackgroundUploads
-from ._config import cache_dir
+from ._bucket_sync import SyncMethods
 from ._download import download, download_all
 from ._error_mapping import mapped_errors, translate
 from ._exceptions import (
@@ -26,7 +24,6 @@ from ._exceptions import (
     MissingKeyError,
     QBucketError,
 )
-from ._hashcache import HashCache
 from ._hashing import digest_bytes
 from ._keys import (
     key_to_relative_path,
@@ -37,18 +34,16 @@ from ._keys import (
 from ._objects import ObjectSummary
 from ._progress import ProgressCallback, make_sink
 from ._scan import check_directory, walk_files
-from ._sync import SourceFile, SyncContext, SyncSummary, run_sync
 
 if TYPE_CHECKING:
     from ._connection import Connection
-    from ._planner import Plan
     from ._transport import Transport
 
 Progress = bool | ProgressCallback | None
 PROBE_PREFIX = ".qbucket-existence-probe"
 
 
-class Bucket:
+class Bucket(SyncMethods):
     """A bucket on an S3 server: files in, files out, and directories kept in sync.
 
     Args:
@@ -63,6 +58,9 @@ class Bucket:
     Uploads by :meth:`add_file`, :meth:`add_directory` and ``bucket[remote] = local`` run in the
     background: :meth:`flush` (or leaving a ``with`` block) waits for them and reports every
     failure. Every other operation first waits for the uploads already started, so it sees them.
+
+    Syncs and other many-file transfers (:meth:`sync_directory`, :meth:`sync_to_directory`,
+    :meth:`put_files`, :meth:`get_directory`...) come from :class:`SyncMethods`.
     """
 
     def __init__(self, connection: Connection, name: str, create: bool = True) -> None:
@@ -136,6 +134,18 @@ class Bucket:
         found = self._first_object(PROBE_PREFIX) is not False
         self._known_to_exist = found
         return found
+
+    def is_empty(self) -> bool:
+        """True if the bucket holds no object (one small LIST request).
+
+        Raises:
+            MissingBucketException: the bucket does not exist.
+        """
+        self._settle()
+        first = self._first_object("")
+        if first is False:
+            raise self._missing()
+        return first is None
 
     def _first_object(self, prefix: str) -> ObjectSummary | Literal[False] | None:
         """The first object under ``prefix``, None if there is none, False if the bucket is
@@ -378,143 +388,6 @@ class Bucket:
         self._known_to_exist = False
         self._require_bucket()
 
-    # -- sync -------------------------------------------------------------------------------
-
-    def sync_directory(
-        self,
-        directory: str | os.PathLike[str],
-        verbose: bool = False,
-        remote: str | None = None,
-        *,
-        dry_run: bool = False,
-    ) -> SyncSummary:
-        """Make the bucket (or ``remote`` in it) mirror a local directory.
-
-        Files are compared by name, size and content (SHA-1; the MD5 ETag where the server has
-        one); new or changed files are uploaded, identical contents sent once and copied
-        server-side, and objects under the scope with no local file are deleted, after every
-        upload succeeded. Symlinks are skipped.
-
-        Args:
-            directory: the local directory.
-            verbose: print each operation.
-            remote: the key prefix to mirror into (default: the whole bucket). ``"data"`` means
-                ``data/...``, and never touches ``data2/``.
-            dry_run: plan only; change nothing (the summary counts what would be done).
-
-        Raises:
-            LocalFileNotFoundError, LocalNotADirectoryError, IncompleteScanError: the directory
-                cannot be read completely; nothing was changed.
-            BatchError: some files failed; nothing was deleted.
-        """
-        reporter = _printer() if verbose else None
-        files = self._directory_files(directory, remote, reporter)
-        return self._sync(files, normalize_prefix(remote, bucket=self._name), reporter, dry_run)
-
-    def _directory_files(
-        self, directory: str | os.PathLike[str], remote: str | None, reporter: Any
-    ) -> list[SourceFile]:
-        """Every regular file below ``directory`` with its key; raises before any request if the
-        tree cannot be read completely or a name cannot be a key."""
-        root = check_directory(directory)
-        prefix = normalize_prefix(remote, bucket=self._name)
-
-        def skipped(path: str, reason: str) -> None:
-            if reporter:
-                reporter(f"skip {path}: {reason}")
-
-        files: list[SourceFile] = []
-        failures: list[QBucketError] = []
-        for found in walk_files(root, on_skip=skipped):
-            try:
-                key = normalize_key(prefix + found.relative, bucket=self._name)
-                files.append(SourceFile(key, found.path, found.size))
-            except InvalidKeyError as exc:
-                exc.path = found.path
-                failures.append(exc)
-        if failures:
-            raise BatchError(
-                f"cannot sync {root}: some file names are not valid keys",
-                failures,
-                bucket=self._name,
-            )
-        return files
-
-    def sync_files(
-        self,
-        files: Mapping[str, str | os.PathLike[str]],
-        verbose: bool = False,
-        remote: str | None = None,
-        *,
-        dry_run: bool = False,
-    ) -> SyncSummary:
-        """Make the bucket (or ``remote`` in it) hold exactly ``files``: {remote name: local path}.
-
-        Same rules as :meth:`sync_directory`; objects under the scope that are not in ``files``
-        are deleted.
-
-        Raises:
-            LocalFileNotFoundError: a local file does not exist; nothing was changed.
-            BatchError: some files failed; nothing was deleted.
-        """
-        prefix = normalize_prefix(remote, bucket=self._name)
-        chosen: dict[str, SourceFile] = {}
-        for name, local in files.items():
-            key = normalize_key(prefix + name, bucket=self._name)
-            path = os.fspath(local)
-            if key in chosen:
-                raise InvalidKeyError(
-                    f"{name!r} and another name both map to s3://{self._name}/{key}",
-                    bucket=self._name,
-                    key=key,
-                    path=path,
-                )
-            try:
-                info = os.stat(path)
-            except OSError:
-                info = None
-            if info is None or not stat.S_ISREG(info.st_mode):
-                raise LocalFileNotFoundError(
-                    f"cannot sync {path} to s3://{self._name}/{key}: not a file",
-                    bucket=self._name,
-                    key=key,
-                    path=path,
-                )
-            chosen[key] = SourceFile(key, path, info.st_size)
-        reporter = _printer() if verbose else None
-        return self._sync(list(chosen.values()), prefix, reporter, dry_run)
-
-    def plan_sync_directory(
-        self, directory: str | os.PathLike[str], remote: str | None = None
-    ) -> Plan:
-        """The plan :meth:`sync_directory` would carry out, without changing anything."""
-        files = self._directory_files(directory, remote, None)
-        prefix = normalize_prefix(remote, bucket=self._name)
-        return self._sync_with_plan(files, prefix, None, dry_run=True)[0]
-
-    def _sync(
-        self, files: list[SourceFile], prefix: str, reporter: Any, dry_run: bool
-    ) -> SyncSummary:
-        return self._sync_with_plan(files, prefix, reporter, dry_run)[1]
-
-    def _sync_with_plan(
-        self, files: list[SourceFile], prefix: str, reporter: Any, dry_run: bool
-    ) -> tuple[Plan, SyncSummary]:
-        self._settle()
-        self._require_bucket()
-
-        cache = HashCache(cache_dir() / "digests.sqlite")
-
-        async def go() -> tuple[Plan, SyncSummary]:
-            ctx = SyncContext(self._transport, self._name, reporter, cache)
-            return await run_sync(ctx, files, prefix, dry_run=dry_run)
-
-        try:
-            result: tuple[Plan, SyncSummary] = self._run(go())
-        finally:
-            cache.close()
-        return result
-
     # -- downloads --------------------------------------------------------------------------
 
     def get_file(
@@ -624,6 +497,18 @@ class Bucket:
                 )
             ) from exc
 
+    def delete_files(self, remotes: Iterable[str]) -> int:
+        """Delete many objects, a thousand per request; missing keys are no error.
+
+        Returns:
+            How many keys were given.
+        """
+        self._settle()
+        keys = [normalize_key(key, bucket=self._name, allow_control=True) for key in remotes]
+        self._require_bucket()
+        self._run(_transfer.delete_objects(self._transport, self._name, keys))
+        return len(keys)
+
     def delete_file(self, remote: str) -> None:
         """Delete one object. Deleting a key that does not exist is not an error."""
         self._settle()
@@ -654,10 +539,3 @@ class Bucket:
             return
         with contextlib.suppress(QBucketError):  # the body's own error is the one to see
             self.flush()
-
-
-def _printer() -> Any:
-    def report(line: str) -> None:
-        print(line, file=sys.stdout, flush=True)
-
-    return report

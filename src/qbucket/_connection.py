@@ -36,6 +36,7 @@ class Connection:
         fileconf: a TOML config file, or a mapping with the same keys.
         region: the signing region (default ``us-east-1``).
         profile: a ``[profiles.NAME]`` table of the config file.
+        concurrency: the most requests in flight at once for transfers (default: 64).
 
     Raises:
         ConfigurationError: the settings are incomplete or malformed.
@@ -50,7 +51,11 @@ class Connection:
         fileconf: str | os.PathLike[str] | Mapping[str, Any] | None = None,
         region: str | None = None,
         profile: str | None = None,
+        concurrency: int | None = None,
     ) -> None:
+        if concurrency is not None and concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+        self._concurrency = concurrency
         self._settings: Settings = resolve(
             storage_url,
             access_key,
@@ -99,11 +104,20 @@ class Connection:
             from ._server import EmbeddedServer
 
             info = EmbeddedServer().ensure_running()
-            return Transport(info.endpoint, info.access_key, info.secret_key, info.region)
+            return Transport(
+                info.endpoint, info.access_key, info.secret_key, info.region, **self._limits()
+            )
         assert settings.access_key is not None and settings.secret_key is not None
         return Transport(
-            settings.storage_url, settings.access_key, settings.secret_key, settings.region
+            settings.storage_url,
+            settings.access_key,
+            settings.secret_key,
+            settings.region,
+            **self._limits(),
         )
+
+    def _limits(self) -> dict[str, int]:
+        return {} if self._concurrency is None else {"concurrency": self._concurrency}
 
     @property
     def s3client(self) -> S3Client:

@@ -20,6 +20,7 @@ documentation names ``ValueError``, ``IOError`` and ``KeyError``)::
     ├── BucketNotEmptyError                      refusing to delete a non-empty bucket
     ├── TransferError (OSError)                  an upload, download, copy or delete failed
     ├── BatchError                               several operations failed; ``.failures``
+    ├── TooManyDeletesError                      a sync would delete more than allowed
     └── EmbeddedServerError (RuntimeError)       the local SeaweedFS could not be started
 
 The names ``MissingBucketException``, ``BucketStorageUnavailableException`` and
@@ -154,6 +155,10 @@ class BatchError(QBucketError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.summary, self.failures), {"bucket": self.bucket})
+
+
+class TooManyDeletesError(QBucketError):
+    """A sync planned more deletes than its ``max_delete`` allows; nothing was changed."""
 
 
 class EmbeddedServerError(QBucketError, RuntimeError):

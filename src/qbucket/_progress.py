@@ -55,6 +55,7 @@ class BarSink(ProgressSink):
 
         self._lock = threading.Lock()
         self._seen: dict[str, int] = {}
+        self._announced = False  # add_total was called: the total is known up front
         self._bar = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -69,11 +70,17 @@ class BarSink(ProgressSink):
 
     def add_total(self, files: int, nbytes: int) -> None:
         with self._lock:
-            task = self._bar.tasks[self._task]
-            self._bar.update(self._task, total=(task.total or 0) + nbytes)
+            self._announced = True
+            self._grow(nbytes)
+
+    def _grow(self, nbytes: int) -> None:
+        task = self._bar.tasks[self._task]
+        self._bar.update(self._task, total=(task.total or 0) + nbytes)
 
     def update(self, name: str, done: int, total: int) -> None:
         with self._lock:
+            if not self._announced and name not in self._seen:
+                self._grow(total)  # a single download: its size is known only now
             delta = done - self._seen.get(name, 0)
             self._seen[name] = done
             self._bar.advance(self._task, delta)

@@ -51,12 +51,16 @@ def check_directory(root: str | os.PathLike[str]) -> str:
 
 
 def walk_files(
-    root: str | os.PathLike[str], *, on_skip: SkipReporter | None = None
+    root: str | os.PathLike[str],
+    *,
+    on_skip: SkipReporter | None = None,
+    prune: Callable[[str], bool] | None = None,
 ) -> Iterator[LocalFile]:
     """Every regular file below ``root``, depth first, names sorted within each directory.
 
     Symlinks (to files or directories) and special files are skipped and reported to
-    ``on_skip``; they are never followed.
+    ``on_skip``; they are never followed. Directories for which ``prune(relative path)`` is
+    true (a filter that excludes everything in them) are not entered.
 
     Raises:
         LocalFileNotFoundError: ``root`` does not exist.
@@ -84,7 +88,8 @@ def walk_files(
                         on_skip(entry.path, "symlink, not followed")
                     continue
                 if entry.is_dir(follow_symlinks=False):
-                    pending.append((relative + "/", entry.path))
+                    if prune is None or not prune(relative):
+                        pending.append((relative + "/", entry.path))
                     continue
                 info = entry.stat(follow_symlinks=False)
             except FileNotFoundError:

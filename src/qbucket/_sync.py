@@ -5,10 +5,14 @@ Order of work, so that a failure never loses data:
 1. list the remote scope while the local files are hashed;
 2. plan (pure, :mod:`qbucket._planner`); read the stored SHA-1 of the few objects the listing
    cannot settle, and plan again;
-3. upload new contents and copy from existing remote objects, then copy duplicates of what was
+3. check the plan against ``max_delete`` (:class:`TooManyDeletesError` before any change);
+4. upload new contents and copy from existing remote objects, then copy duplicates of what was
    just uploaded;
-4. only if every one of those succeeded, delete the remote extras. Otherwise raise one
+5. only if every one of those succeeded, delete the remote extras. Otherwise raise one
    :class:`BatchError` that names every failed key; nothing was deleted.
+
+Remote objects that a filter excludes (``keep`` says no to their path below the prefix) are left
+alone: neither compared nor deleted.
 """
 
 from __future__ import annotations
@@ -22,14 +26,16 @@ from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from . import _transfer
 from ._error_mapping import translate
-from ._exceptions import BatchError, QBucketError, TransferError
+from ._exceptions import BatchError, QBucketError, TooManyDeletesError, TransferError
 from ._hashcache import HashCache
 from ._hashing import digest_file_checked
 from ._listing import Listed
 from ._planner import Copy, LocalEntry, Plan, RemoteEntry, Upload, plan_sync
+from ._progress import ProgressSink
 from ._remote_scan import scan_scope
 
 if TYPE_CHECKING:
+    from ._pull import PullPlan
     from ._transport import Transport
 
 T = TypeVar("T")
@@ -42,7 +48,25 @@ LOOKUP_BATCH = 500  # files per digest-cache query
 
 @dataclasses.dataclass(frozen=True)
 class SyncSummary:
-    """What a sync did. Returned by :meth:`Bucket.sync_directory` and :meth:`Bucket.sync_files`."""
+    """What a sync did (or, with ``dry_run``, would do). Returned by :meth:`Bucket.sync_directory`,
+    :meth:`Bucket.sync_files`, :meth:`Bucket.sync_to_directory` and :meth:`Bucket.put_files`.
+
+    Attributes:
+        uploaded: files sent.
+        copied: objects copied server-side instead of sent (same content as another object).
+        deleted: remote extras deleted (upload direction), local extras deleted (download).
+        unchanged: files whose content was already there.
+        bytes_uploaded: bytes sent.
+        seconds: wall time.
+        downloaded: objects fetched (download direction).
+        bytes_downloaded: bytes fetched.
+        excluded: files left out by the include/exclude rules (a local directory that they
+            exclude as a whole is not walked, and its files are not counted).
+        dry_run: nothing was changed; the counts say what would be done.
+        plan: what was (or would be) done, operation by operation.
+        failures: with ``dry_run``, what would fail (unreadable files, refused keys). A real
+            run raises :class:`BatchError` instead.
+    """
 
     uploaded: int
     copied: int
@@ -50,6 +74,12 @@ class SyncSummary:
     unchanged: int
     bytes_uploaded: int
     seconds: float
+    downloaded: int = 0
+    bytes_downloaded: int = 0
+    excluded: int = 0
+    dry_run: bool = False
+    plan: Plan | PullPlan | None = dataclasses.field(default=None, repr=False, compare=False)
+    failures: tuple[QBucketError, ...] = dataclasses.field(default=(), repr=False)
 
 
 class SourceFile(NamedTuple):
@@ -66,6 +96,7 @@ class SyncContext:
     bucket: str
     report: Reporter | None
     cache: HashCache
+    sink: ProgressSink = dataclasses.field(default_factory=ProgressSink)
 
 
 def _absolute(path: str) -> str:
@@ -192,16 +223,20 @@ async def _run_all(
                     ctx.transport, ctx.bucket, operation.key, operation.path, operation.digests
                 )
                 line = f"upload {operation.path} -> s3://{ctx.bucket}/{operation.key}"
+                size = operation.digests.size
             else:
                 work = _transfer.copy_object(
                     ctx.transport, ctx.bucket, operation.source, operation.key
                 )
                 line = f"copy s3://{ctx.bucket}/{operation.source} -> {operation.key}"
+                size = 0  # server-side: no byte goes through this machine
             await ctx.transport.bounded(work)
         except QBucketError as exc:
             failures.append(exc)
             return
         done.append(operation)
+        if size:
+            ctx.sink.update(operation.key, size, size)
         if ctx.report:
             ctx.report(line)
 
@@ -216,10 +251,19 @@ async def run_sync(
     *,
     delete_extras: bool = True,
     dry_run: bool = False,
+    max_delete: int | None = None,
+    keep: Callable[[str], bool] | None = None,
 ) -> tuple[Plan, SyncSummary]:
     """Mirror ``files`` (key, local path) onto the scope ``prefix`` of the bucket.
 
+    Args:
+        delete_extras: delete the objects of the scope that are not in ``files``.
+        dry_run: plan only.
+        max_delete: raise :class:`TooManyDeletesError` before any change if the plan deletes more.
+        keep: which remote objects of the scope take part, by their key below ``prefix``.
+
     Raises:
+        TooManyDeletesError: more deletes than ``max_delete``; nothing was changed.
         BatchError: some files could not be read or sent; nothing was deleted.
     """
     started = time.perf_counter()
@@ -228,6 +272,8 @@ async def run_sync(
         local, failures = await _hash_all(files, ctx.bucket, ctx.cache)
     finally:
         remote = await listing
+    if keep is not None:
+        remote = {key: entry for key, entry in remote.items() if keep(key[len(prefix) :])}
     plan = plan_sync(local, remote, delete_extras=delete_extras)
     if plan.unresolved:
         await _resolve(ctx, remote, plan.unresolved)
@@ -235,9 +281,12 @@ async def run_sync(
     if failures:
         # Part of the tree could not be read: its objects must not be taken for extras.
         plan = dataclasses.replace(plan, deletes=[])
+    check_max_delete(len(plan.deletes), max_delete, f"s3://{ctx.bucket}/{prefix}", plan.deletes)
     if dry_run:  # the summary counts what would be done
-        return plan, _summary(plan, [*plan.uploads, *plan.copies], len(plan.deletes), started)
+        summary = _summary(plan, [*plan.uploads, *plan.copies], len(plan.deletes), started)
+        return plan, dataclasses.replace(summary, dry_run=True, failures=tuple(failures))
 
+    ctx.sink.add_total(len(plan.uploads), plan.bytes_to_upload)
     first: list[Upload | Copy] = [*plan.uploads, *(c for c in plan.copies if not c.after_upload)]
     done, errors = await _run_all(ctx, first)
     failures += errors
@@ -265,6 +314,17 @@ async def run_sync(
             for key in plan.deletes:
                 ctx.report(f"delete s3://{ctx.bucket}/{key}")
     return plan, _summary(plan, done, len(plan.deletes), started)
+
+
+def check_max_delete(count: int, limit: int | None, scope: str, examples: Sequence[str]) -> None:
+    """Raise :class:`TooManyDeletesError` when ``count`` planned deletes exceed ``limit``."""
+    if limit is None or count <= limit:
+        return
+    shown = ", ".join(examples[:3]) + (", ..." if len(examples) > 3 else "")
+    raise TooManyDeletesError(
+        f"sync of {scope} would delete {count} file(s) ({shown}), more than the maximum of "
+        f"{limit}; nothing was changed"
+    )
 
 
 def _summary(

@@ -27,6 +27,7 @@ from qbucket._exceptions import (
     MissingBucketException,
     MissingKeyError,
     QBucketError,
+    TooManyDeletesError,
     TransferError,
     UnauthorizedException,
     UnsafeKeyError,
@@ -50,6 +51,7 @@ BUILTIN_BASES: dict[type[QBucketError], set[type[BaseException]]] = {
     BucketNotEmptyError: set(),
     TransferError: {OSError},
     BatchError: set(),
+    TooManyDeletesError: set(),
     EmbeddedServerError: {RuntimeError},
 }
 
@@ -284,6 +286,7 @@ EXPECTED_ALL = {
     "ObjectSummary",
     "QBucketError",
     "SyncSummary",
+    "TooManyDeletesError",
     "TransferError",
     "UnauthorizedException",
     "UnsafeKeyError",

@@ -103,6 +103,19 @@ def test_true_draws_a_bar_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None
     assert "uploading" in stream.getvalue()
 
 
+def test_bar_total_grows_with_files_nobody_announced(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "stderr", _Terminal())
+    sink = make_sink(True, "one download")
+    try:
+        assert isinstance(sink, BarSink)
+        sink.update("a", 0, 1000)
+        sink.update("a", 1000, 1000)
+        task = sink._bar.tasks[sink._task]
+        assert (task.total, task.completed) == (1000, 1000)
+    finally:
+        sink.close()
+
+
 @pytest.mark.parametrize("progress", [1, 0, "yes", 3.5, [], object()])
 def test_bad_type_is_a_type_error(progress: object) -> None:
     with pytest.raises(TypeError, match="progress must be None, a bool or a callable"):
