@@ -2,14 +2,17 @@
 
 Starts the embedded SeaweedFS server (or reuses the running one), syncs a sample tree up, changes
 it (a same-size edit, a deletion, an addition, a duplicate), syncs again, downloads everything
-back, and checks that the copy equals the tree byte for byte.
+back, and checks that the copy equals the tree byte for byte. Then the same from the shell:
+``qbucket sync --dry-run``, ``qbucket sync`` and ``qbucket ls`` (run as ``python -m qbucket``).
 """
 
 from __future__ import annotations
 
 import filecmp
 import os
+import shlex
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -51,6 +54,27 @@ def same_tree(left: Path, right: Path) -> bool:
     return all(same_tree(left / sub, right / sub) for sub in compared.common_dirs)
 
 
+def cli(*args: str) -> bool:
+    """Run ``qbucket ARGS`` as a user would, output shown as it comes; True if it exit 0."""
+    print(f"   $ qbucket {shlex.join(args)}", flush=True)
+    done = subprocess.run([sys.executable, "-m", "qbucket", *args], check=False)
+    return done.returncode == 0
+
+
+def command_line(sample: Path) -> bool:
+    """The command line on the same tree: a change, a dry run, the sync, a listing."""
+    step("the same from the shell (qbucket = python -m qbucket): change a file, dry run, sync")
+    with (sample / "results.csv").open("a") as stream:
+        stream.write("3,0.9\n")
+    remote = f"{BUCKET}/sample"
+    results = [
+        cli("sync", str(sample), remote, "--dry-run"),
+        cli("sync", str(sample), remote),
+        cli("ls", f"{remote}/"),
+    ]
+    return all(results)
+
+
 def main() -> int:
     sample, download = WORK / "sample", WORK / "download"
     make_sample(sample)
@@ -88,6 +112,7 @@ def main() -> int:
         ok = same_tree(sample, download / "sample")
         print("   the download equals the local tree byte for byte" if ok else "   MISMATCH")
         print(f"   {len(bucket.directory('sample/'))} objects under s3://{BUCKET}/sample/")
+    ok = command_line(sample) and ok
     print("\nThe embedded server keeps running (data persists): stop it with `make server-stop`.")
     return 0 if ok else 1
 

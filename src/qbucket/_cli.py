@@ -1,7 +1,10 @@
-"""The ``qbucket`` command line. The only module that prints for a living.
+"""The ``qbucket`` command line: every Bucket operation from the shell. The only code that prints.
 
-For now it manages the embedded server (``qbucket server start|stop|status|env``) and shows the
-resolved configuration (``qbucket config``). Exit codes: 0 success, 1 failure, 2 usage error.
+Commands: ``ls``, ``mb``, ``rb``, ``put``, ``get``, ``cp``, ``rm``, ``sync`` (both directions),
+``server start|stop|status|env`` and ``config``; ``qbucket COMMAND --help`` shows each one with an
+example. Exit codes: 0 success, 1 some operation failed (each failure one line on stderr), 2 usage
+error (nothing was done), 3 ``server status`` of a stopped server, 130 interrupted. No Python
+traceback unless ``--debug``.
 """
 
 from __future__ import annotations
@@ -9,9 +12,13 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from ._exceptions import QBucketError
+from ._cli_args import UsageError
+from ._cli_output import Ui, error
+from ._exceptions import MissingBucketException, QBucketError
+
+Command = Callable[[argparse.Namespace], int]
 
 
 def _server(args: argparse.Namespace) -> int:
@@ -34,7 +41,7 @@ def _server(args: argparse.Namespace) -> int:
         print(
             f"embedded SeaweedFS running at {running.endpoint} (pid {running.pid}, data in {running.root})"
         )
-    else:  # env
+    else:  # env: the one command whose purpose is to show the credentials
         info = server.ensure_running()
         for name, value in (
             ("AWS_ENDPOINT_URL", info.endpoint),
@@ -49,7 +56,7 @@ def _server(args: argparse.Namespace) -> int:
 def _config(args: argparse.Namespace) -> int:
     from ._config import resolve
 
-    settings = resolve(profile=args.profile)
+    settings = resolve(args.endpoint, profile=args.profile)
     if settings.embedded:
         print("endpoint:   embedded SeaweedFS server (nothing configured)")
     else:
@@ -61,40 +68,55 @@ def _config(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="qbucket",
-        description="Object-storage buckets from the shell.",
-        epilog="example: qbucket server start",
-    )
-    parser.add_argument("--debug", action="store_true", help="show Python tracebacks")
-    commands = parser.add_subparsers(dest="command", required=True)
-    server = commands.add_parser(
-        "server",
-        help="manage the embedded SeaweedFS server",
-        epilog='example: eval "$(qbucket server env)" && aws s3 ls',
-    )
-    server.add_argument("action", choices=["start", "stop", "status", "env"])
-    server.set_defaults(run=_server)
-    config = commands.add_parser(
-        "config", help="show the resolved endpoint and where it came from (secret masked)"
-    )
-    config.add_argument("--profile", help="a [profiles.NAME] table of the config file")
-    config.set_defaults(run=_config)
-    return parser
+def _with_connection(name: str) -> Command:
+    """The command ``name`` of the bucket modules, run with a Connection of the options."""
+
+    def run(args: argparse.Namespace) -> int:
+        from . import _cli_objects, _cli_transfer
+        from ._connection import Connection
+
+        command = getattr(_cli_objects, name, None) or getattr(_cli_transfer, name)
+        ui = Ui(quiet=args.quiet, verbose=args.verbose, json=args.json)
+        jobs = getattr(args, "jobs", None)
+        with Connection(args.endpoint, profile=args.profile, concurrency=jobs) as conn:
+            code: int = command(args, conn, ui)
+        return code
+
+    return run
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command line; returns the exit code (never raises SystemExit)."""
+    from ._cli_parser import build_parser
+
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
-        code: int = args.run(args)
-        return code
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error argparse has reported
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        run: Command = args.run
+        return run(args)
+    except UsageError as exc:
+        print(f"qbucket {args.command}: error: {exc}", file=sys.stderr)
+        print(f"(see: qbucket {args.command} --help)", file=sys.stderr)
+        return 2
     except QBucketError as exc:
         if args.debug:
             raise
-        print(f"qbucket: error: {exc}", file=sys.stderr)
+        error(str(exc) + _hint(exc))
         return 1
     except KeyboardInterrupt:
         print("qbucket: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        error(f"{type(exc).__name__}: {exc} (run with --debug for the traceback)")
+        return 1
+
+
+def _hint(exc: QBucketError) -> str:
+    if isinstance(exc, MissingBucketException) and exc.bucket:
+        return f" (create it with: qbucket mb {exc.bucket})"
+    return ""
