@@ -21,16 +21,16 @@ import asyncio
 import dataclasses
 import os
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from . import _transfer
 from ._error_mapping import translate
 from ._exceptions import BatchError, QBucketError, TooManyDeletesError, TransferError
 from ._hashcache import HashCache
-from ._hashing import digest_file_checked
+from ._hashing import digest_file_checked, plain_md5_etag
 from ._listing import Listed
-from ._planner import Copy, LocalEntry, Plan, RemoteEntry, Upload, plan_sync
+from ._planner import SAME_AS_LOCAL, Copy, LocalEntry, Plan, RemoteEntry, Upload, plan_sync
 from ._progress import ProgressSink
 from ._remote_scan import scan_scope
 
@@ -44,6 +44,7 @@ HASH_CONCURRENCY = 4
 HASH_BATCH = 128
 HASH_BATCH_BYTES = 32 << 20
 LOOKUP_BATCH = 500  # files per digest-cache query
+LOOKUP_CHUNK = 5000  # files per executor call of cache lookups (published to the listing)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,13 +174,32 @@ def _batches(files: Sequence[SourceFile]) -> list[list[SourceFile]]:
 
 
 async def _hash_all(
-    files: Sequence[SourceFile], bucket: str, cache: HashCache
+    files: Sequence[SourceFile],
+    bucket: str,
+    cache: HashCache,
+    found: dict[str, LocalEntry] | None = None,
 ) -> tuple[list[LocalEntry], list[QBucketError]]:
-    entries, failures, misses = await _transfer.in_thread(_cached_digests, files, bucket, cache)
+    """Digests of every file: from the cache where the stat matches, else read. Entries are
+    also put in ``found`` as they come, for a listing running meanwhile to compare against."""
+    entries: list[LocalEntry] = []
+    failures: list[QBucketError] = []
+    misses: list[SourceFile] = []
+    for start in range(0, len(files), LOOKUP_CHUNK):
+        hits, errors, missed = await _transfer.in_thread(
+            _cached_digests, files[start : start + LOOKUP_CHUNK], bucket, cache
+        )
+        entries += hits
+        failures += errors
+        misses += missed
+        if found is not None:
+            found.update((entry.key, entry) for entry in hits)
     results: list[list[LocalEntry | QBucketError]] = []
 
     async def one(batch: Sequence[SourceFile]) -> None:
-        results.append(await _transfer.in_thread(_digest_batch, batch, bucket, cache))
+        result = await _transfer.in_thread(_digest_batch, batch, bucket, cache)
+        results.append(result)
+        if found is not None:
+            found.update((item.key, item) for item in result if isinstance(item, LocalEntry))
 
     await _transfer.each_bounded(_batches(misses), one, HASH_CONCURRENCY)
     entries += [item for result in results for item in result if isinstance(item, LocalEntry)]
@@ -187,13 +207,27 @@ async def _hash_all(
     return entries, failures
 
 
-async def _list_scope(ctx: SyncContext, prefix: str) -> dict[str, RemoteEntry]:
+async def _list_scope(
+    ctx: SyncContext, prefix: str, found: Mapping[str, LocalEntry]
+) -> dict[str, RemoteEntry]:
+    """The scope's objects by key, compared as they arrive: one whose size and MD5 ETag match
+    the local file already hashed (in ``found``) is kept as the SAME_AS_LOCAL marker under the
+    local key's string, so the listing of an unchanged tree holds next to nothing."""
     # ``prefix`` ends with "/" (or is ""): the boundary that keeps "data" from covering "data2/".
     remote: dict[str, RemoteEntry] = {}
 
     def add(objects: list[Listed]) -> None:
         for listed in objects:
-            remote[listed.key] = RemoteEntry(listed.key, listed.size, listed.e_tag)
+            entry = found.get(listed.key)
+            if (
+                entry is not None
+                and entry.digests.size == listed.size
+                and entry.digests.md5 is not None
+                and plain_md5_etag(listed.e_tag) == entry.digests.md5
+            ):
+                remote[entry.key] = SAME_AS_LOCAL
+            else:
+                remote[listed.key] = RemoteEntry(listed.key, listed.size, listed.e_tag)
 
     await scan_scope(ctx.transport, ctx.bucket, prefix, add)
     return remote
@@ -267,11 +301,13 @@ async def run_sync(
         BatchError: some files could not be read or sent; nothing was deleted.
     """
     started = time.perf_counter()
-    listing = asyncio.ensure_future(_list_scope(ctx, prefix))
+    hashed: dict[str, LocalEntry] = {}
+    listing = asyncio.ensure_future(_list_scope(ctx, prefix, hashed))
     try:
-        local, failures = await _hash_all(files, ctx.bucket, ctx.cache)
+        local, failures = await _hash_all(files, ctx.bucket, ctx.cache, hashed)
     finally:
         remote = await listing
+    del hashed
     if keep is not None:
         remote = {key: entry for key, entry in remote.items() if keep(key[len(prefix) :])}
     plan = plan_sync(local, remote, delete_extras=delete_extras)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from qbucket._hashing import Digests, digest_bytes
 from qbucket._planner import (
+    SAME_AS_LOCAL,
     Copy,
     LocalEntry,
     Plan,
@@ -395,3 +396,38 @@ def test_digests_are_real() -> None:
     assert digest_bytes(b"abc") == Digests(
         3, hashlib.md5(b"abc").hexdigest(), hashlib.sha1(b"abc").hexdigest()
     )
+
+
+@settings(database=None, deadline=None, max_examples=200)
+@given(scenarios())
+def test_folded_listing_plans_the_same(
+    scenario: tuple[dict[str, bytes], dict[str, tuple[bytes, str, bool]], bool],
+) -> None:
+    # A streamed listing replaces the objects whose MD5 ETag matches the local file by the
+    # SAME_AS_LOCAL marker; the plan must not change.
+    local_files, remote_objects, delete_extras = scenario
+    entries = [local(key, data) for key, data in local_files.items()]
+    full = {
+        key: _remote_entry(key, data, kind, sha1)
+        for key, (data, kind, sha1) in remote_objects.items()
+    }
+    by_key = {entry.key: entry for entry in entries}
+    folded = {
+        key: SAME_AS_LOCAL
+        if key in by_key
+        and item.size == by_key[key].digests.size
+        and item.e_tag == f'"{by_key[key].digests.md5}"'
+        else item
+        for key, item in full.items()
+    }
+    assert plan_sync(entries, folded, delete_extras=delete_extras) == plan_sync(
+        entries, full, delete_extras=delete_extras
+    )
+
+
+def test_unchanged_object_proven_by_its_etag_still_serves_as_copy_source() -> None:
+    entries = [local("a", b"same"), local("b", b"same")]
+    plan = plan_sync(entries, {"a": SAME_AS_LOCAL})
+    assert plan.unchanged == ["a"]
+    assert plan.copies == [Copy("a", "b", digest_bytes(b"same"), after_upload=False)]
+    assert plan.uploads == []
