@@ -40,7 +40,8 @@ class CallbackSink(ProgressSink):
 
 
 class BarSink(ProgressSink):
-    """A rich progress bar on stderr: bytes done, throughput and ETA over every file."""
+    """A rich progress bar on stderr: files and bytes done, throughput and ETA over every
+    file."""
 
     def __init__(self, description: str) -> None:
         from rich.console import Console
@@ -55,23 +56,32 @@ class BarSink(ProgressSink):
 
         self._lock = threading.Lock()
         self._seen: dict[str, int] = {}
+        self._files_done = 0
+        self._files_total = 0
+        self._finished: set[str] = set()
         self._announced = False  # add_total was called: the total is known up front
         self._bar = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
+            TextColumn("{task.fields[files]} files"),
             DownloadColumn(),
             TransferSpeedColumn(),
             TimeRemainingColumn(),
             console=Console(stderr=True),
             transient=False,
         )
-        self._task = self._bar.add_task(description, total=0)
+        self._task = self._bar.add_task(description, total=0, files="0/0")
         self._bar.start()
 
     def add_total(self, files: int, nbytes: int) -> None:
         with self._lock:
             self._announced = True
+            self._files_total += files
             self._grow(nbytes)
+            self._show_files()
+
+    def _show_files(self) -> None:
+        self._bar.update(self._task, files=f"{self._files_done}/{self._files_total}")
 
     def _grow(self, nbytes: int) -> None:
         task = self._bar.tasks[self._task]
@@ -81,9 +91,14 @@ class BarSink(ProgressSink):
         with self._lock:
             if not self._announced and name not in self._seen:
                 self._grow(total)  # a single download: its size is known only now
-            delta = done - self._seen.get(name, 0)
+                self._files_total += 1
+            before = self._seen.get(name, 0)
             self._seen[name] = done
-            self._bar.advance(self._task, delta)
+            self._bar.advance(self._task, done - before)
+            if done >= total and name not in self._finished:  # its last call
+                self._finished.add(name)
+                self._files_done += 1
+            self._show_files()
 
     def close(self) -> None:
         self._bar.stop()

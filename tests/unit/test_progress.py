@@ -98,9 +98,12 @@ def test_true_draws_a_bar_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None
         sink.update("a", 100, 100)
         sink.update("b", 50, 200)
         sink.update("b", 200, 200)
+        task = sink._bar.tasks[sink._task]
+        assert (task.total, task.completed, task.fields["files"]) == (300, 300, "2/2")
     finally:
         sink.close()
     assert "uploading" in stream.getvalue()
+    assert "2/2 files" in stream.getvalue()
 
 
 def test_bar_total_grows_with_files_nobody_announced(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -111,7 +114,7 @@ def test_bar_total_grows_with_files_nobody_announced(monkeypatch: pytest.MonkeyP
         sink.update("a", 0, 1000)
         sink.update("a", 1000, 1000)
         task = sink._bar.tasks[sink._task]
-        assert (task.total, task.completed) == (1000, 1000)
+        assert (task.total, task.completed, task.fields["files"]) == (1000, 1000, "1/1")
     finally:
         sink.close()
 
