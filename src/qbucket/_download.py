@@ -17,7 +17,7 @@ import hashlib
 import itertools
 import os
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -344,6 +344,9 @@ async def _download_obstore(
     sink.update(key, size, size)  # the last call, once the file is in place
 
 
+Job = tuple[ObjectSummary, Path]  # a listed object and its destination below the root
+
+
 async def download_all(
     transport: Transport,
     bucket: str,
@@ -356,11 +359,8 @@ async def download_all(
     Unsafe keys and ``dir/`` markers never become files; a symlink inside ``root`` never
     carries a file outside it.
     """
-    real_root = await in_thread(os.path.realpath, root)
-    checked: set[Path] = set()
-    written: list[str] = []
     failures: list[QBucketError] = []
-    jobs: list[tuple[ObjectSummary, Path]] = []
+    jobs: list[Job] = []
     for summary in summaries:
         if is_directory_marker(summary.key):
             continue
@@ -369,6 +369,26 @@ async def download_all(
         except UnsafeKeyError as exc:
             failures.append(exc)
     sink.add_total(len(jobs), sum(summary.size for summary, _ in jobs))
+    done, errors = await download_jobs(transport, bucket, jobs, root, sink)
+    return sorted(str(destination) for _, destination in done), failures + errors
+
+
+async def download_jobs(
+    transport: Transport,
+    bucket: str,
+    jobs: Sequence[Job],
+    root: Path,
+    sink: ProgressSink,
+    report: Callable[[str], None] | None = None,
+) -> tuple[list[Job], list[QBucketError]]:
+    """Download each object to its destination (already checked to be below ``root``), many at
+    once; returns (the jobs done, per-key failures). A directory that resolves outside ``root``
+    (a planted symlink) receives nothing."""
+    await in_thread(functools.partial(root.mkdir, parents=True, exist_ok=True))
+    real_root = await in_thread(os.path.realpath, root)
+    checked: set[Path] = set()
+    done: list[Job] = []
+    failures: list[QBucketError] = []
 
     def prepare(directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -378,7 +398,7 @@ async def download_all(
                 f"{directory} leads outside {root} (a symlink?)", path=str(directory)
             )
 
-    async def one(job: tuple[ObjectSummary, Path]) -> None:
+    async def one(job: Job) -> None:
         summary, destination = job
         try:
             if destination.parent not in checked:
@@ -387,7 +407,6 @@ async def download_all(
             await transport.bounded(
                 download(transport, bucket, summary.key, destination, sink, listed=summary)
             )
-            written.append(str(destination))
         except MissingKeyError:
             failures.append(
                 MissingKeyError(
@@ -396,16 +415,16 @@ async def download_all(
                     key=summary.key,
                 )
             )
-        except QBucketError as exc:
-            exc.key = exc.key or summary.key
-            exc.path = exc.path or str(destination)
-            failures.append(exc)
-        except OSError as exc:
-            failures.append(
-                translate(
-                    exc, action="download", bucket=bucket, key=summary.key, path=str(destination)
-                )
-            )
+            return
+        except (QBucketError, OSError) as exc:
+            error = translate(exc, action="download", bucket=bucket, key=summary.key)
+            error.key = error.key or summary.key
+            error.path = error.path or str(destination)
+            failures.append(error)
+            return
+        done.append(job)
+        if report:
+            report(f"download s3://{bucket}/{summary.key} -> {destination}")
 
     await each_bounded(jobs, one, transport.concurrency)
-    return sorted(written), failures
+    return done, failures

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import _transfer
-from ._download import download
+from ._download import download_jobs
 from ._error_mapping import translate
-from ._exceptions import LocalPathError, MissingKeyError, QBucketError, UnsafeKeyError
+from ._exceptions import QBucketError, UnsafeKeyError
 from ._hashcache import HashCache
 from ._hashing import Digests
 from ._keys import is_directory_marker, key_to_relative_path
@@ -320,50 +320,12 @@ async def fetch_all(
     ctx: PullContext, root: Path, fetches: Sequence[RemoteFile]
 ) -> tuple[list[RemoteFile], list[QBucketError]]:
     """Download each object to its path below ``root``; returns (fetched, per-key failures)."""
-    await _transfer.in_thread(lambda: root.mkdir(parents=True, exist_ok=True))
-    real_root = await _transfer.in_thread(os.path.realpath, root)
-    checked: set[Path] = set()
-    fetched: list[RemoteFile] = []
-    failures: list[QBucketError] = []
-
-    def prepare(directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        real = os.path.realpath(directory)
-        if real != real_root and not real.startswith(real_root + os.sep):
-            raise LocalPathError(
-                f"{directory} leads outside {root} (a symlink?)", path=str(directory)
-            )
-
-    async def one(item: RemoteFile) -> None:
-        key = item.summary.key
-        destination = root.joinpath(*item.relative.split("/"))
-        try:
-            if destination.parent not in checked:
-                await _transfer.in_thread(prepare, destination.parent)
-                checked.add(destination.parent)
-            await ctx.transport.bounded(
-                download(ctx.transport, ctx.bucket, key, destination, ctx.sink, listed=item.summary)
-            )
-        except MissingKeyError:
-            failures.append(
-                MissingKeyError(
-                    f"s3://{ctx.bucket}/{key} was deleted during the sync",
-                    bucket=ctx.bucket,
-                    key=key,
-                )
-            )
-            return
-        except (QBucketError, OSError) as exc:
-            error = translate(exc, action="download", bucket=ctx.bucket, key=key)
-            error.key, error.path = error.key or key, error.path or str(destination)
-            failures.append(error)
-            return
-        fetched.append(item)
-        if ctx.report:
-            ctx.report(f"download s3://{ctx.bucket}/{key} -> {destination}")
-
-    await _transfer.each_bounded(fetches, one, ctx.transport.concurrency)
-    return fetched, failures
+    jobs = [(item.summary, root.joinpath(*item.relative.split("/"))) for item in fetches]
+    by_job = {id(job): item for job, item in zip(jobs, fetches, strict=True)}
+    done, failures = await download_jobs(
+        ctx.transport, ctx.bucket, jobs, root, ctx.sink, ctx.report
+    )
+    return [by_job[id(job)] for job in done], failures
 
 
 def _delete_local(
