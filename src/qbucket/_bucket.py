@@ -31,6 +31,7 @@ from ._keys import (
     normalize_prefix,
     validate_bucket_name,
 )
+from ._listing import summary
 from ._objects import ObjectSummary
 from ._progress import ProgressCallback, make_sink
 from ._scan import check_directory, walk_files
@@ -237,6 +238,23 @@ class Bucket(SyncMethods):
         found: list[ObjectSummary] = self._run(collect())
         self._known_to_exist = True
         return found
+
+    def _list_level(self, prefix: str) -> tuple[list[str], list[ObjectSummary]]:
+        """One level below ``prefix``, as a "/"-delimited listing gives it: the common prefixes
+        (``prefix + name + "/"``) and the objects beside them. What ``qbucket ls`` shows."""
+        self._settle()
+        lister = self._transport.lister()
+        prefixes: list[str] = []
+        objects: list[ObjectSummary] = []
+        try:
+            with mapped_errors("list", bucket=self._name, key=prefix or None):
+                for page in lister.listing(self._name, prefix, delimiter="/"):
+                    prefixes += page.prefixes
+                    objects += [summary(self._name, listed) for listed in page.objects]
+        finally:
+            lister.close()
+        self._known_to_exist = True
+        return prefixes, objects
 
     def __iter__(self) -> Iterator[ObjectSummary]:
         return iter(self.list_files())

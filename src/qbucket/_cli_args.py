@@ -88,7 +88,13 @@ def sync_direction(source: str, destination: str) -> Literal["up", "down"]:
             f"both {source!r} and {destination!r} exist locally: write the bucket side as "
             "s3://BUCKET[/PREFIX]"
         )
-    return "up" if os.path.exists(source) else "down"
+    if os.path.exists(source):
+        return "up"
+    try:
+        parse_remote(source)
+    except UsageError:
+        raise UsageError(f"{source!r} does not exist locally, nor is it BUCKET[/PREFIX]") from None
+    return "down"
 
 
 # -- options --------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 from typing import Any
 
 from ._bucket import Bucket
@@ -25,11 +24,12 @@ def ls(args: argparse.Namespace, conn: Connection, ui: Ui) -> int:
         return 0
     remote = parse_remote(args.target)
     prefix = remote.rest.lstrip("/")
-    objects = Bucket(conn, remote.bucket, create=False).directory(prefix)
-    prefixes: set[str] = set()
-    shown = objects
-    if not args.recursive:
-        prefixes, shown = _group(objects, prefix)
+    bucket = Bucket(conn, remote.bucket, create=False)
+    prefixes: list[str] = []
+    if args.recursive:
+        shown = bucket.directory(prefix)
+    else:
+        prefixes, shown = bucket._list_level(prefix)
     ui.document(
         {
             "bucket": remote.bucket,
@@ -46,20 +46,6 @@ def ls(args: argparse.Namespace, conn: Connection, ui: Ui) -> int:
     for summary in shown:
         ui.result(_object_line(summary, summary.key[len(base) :]))
     return 0
-
-
-def _group(objects: Sequence[ObjectSummary], prefix: str) -> tuple[set[str], list[ObjectSummary]]:
-    """The "directories" right below ``prefix`` (up to the next "/") and the objects beside
-    them, as a listing with a "/" delimiter would give."""
-    prefixes: set[str] = set()
-    direct: list[ObjectSummary] = []
-    for summary in objects:
-        rest = summary.key[len(prefix) :]
-        if "/" in rest:
-            prefixes.add(prefix + rest[: rest.index("/") + 1])
-        else:
-            direct.append(summary)
-    return prefixes, direct
 
 
 def _object_document(summary: ObjectSummary) -> dict[str, Any]:

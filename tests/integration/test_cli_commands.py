@@ -9,6 +9,7 @@ that no secret and no traceback was printed (see cli_runner).
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import pty
 import subprocess
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 
+import qbucket
 from qbucket._server import ServerInfo
 
 from .cli_runner import Runner, in_process, server_env, subprocess_runner
@@ -311,3 +313,26 @@ def test_progress_bar_only_on_a_terminal(
     assert b"\x1b[" in terminal and b"MB" in terminal  # the bar, drawn with rich
     code, quiet = _pty_run(["get", "-q", f"{filled}/data.bin", "two.bin"], env, tmp_path)
     assert code == 0 and quiet == b""
+
+
+def test_output_into_a_closed_pipe_stops_quietly(
+    s3_server: ServerInfo, bucket: qbucket.Bucket, tmp_path: Path
+) -> None:
+    # `qbucket ls -r B | head -1`: the reader leaves early; no traceback, no error line.
+    # ~90 KB of listing: more than a pipe holds, so the writer does hit the closed pipe.
+    for i in range(300):
+        bucket.add_file(io.BytesIO(b"x"), f"k{i:04d}-" + "x" * 240)
+    bucket.flush()
+    env = {**os.environ, **server_env(s3_server), "QBUCKET_HOME": str(tmp_path)}
+    command = [sys.executable, "-m", "qbucket", "ls", "-r", bucket.uuid]
+    with subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as process:
+        assert process.stdout is not None and process.stderr is not None
+        first = process.stdout.readline()
+        process.stdout.close()
+        err = process.stderr.read().decode()
+        code = process.wait(timeout=60)
+    assert b"k0000" in first
+    assert err == ""
+    assert code == 141

@@ -49,6 +49,9 @@ def test_sync_direction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
         sync_direction("out", "copy")  # both local: refused, not guessed
     with pytest.raises(UsageError, match="two buckets"):
         sync_direction("s3://a", "s3://b")
+    # A missing local directory is named as such, not taken for a bucket to download from.
+    with pytest.raises(UsageError, match="'/no/such/dir' does not exist locally"):
+        sync_direction("/no/such/dir", "results")
 
 
 def test_filters_keep_command_line_order_and_global_options_go_anywhere() -> None:
