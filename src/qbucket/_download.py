@@ -33,7 +33,7 @@ from ._hashing import plain_md5_etag
 from ._keys import is_directory_marker, local_path_for_key, obstore_can_address
 from ._objects import ObjectSummary
 from ._progress import ProgressSink
-from ._transfer import each_bounded, in_thread
+from ._transfer import each_bounded, in_thread, repeated
 from ._transport import Transport
 
 CHUNK = 4 << 20
@@ -219,7 +219,8 @@ async def _ranges_into(
         nonlocal received
         end = min(start + PART, size)
         async with transport.ranges:
-            result = await get_async(store, key, options={"range": (start, end), "if_match": e_tag})
+            options: Any = {"range": (start, end), "if_match": e_tag}
+            result = await repeated(lambda: get_async(store, key, options=options))
             offset = start
             async for chunk in result.stream(min_chunk_size=PART_CHUNK):
                 await in_thread(os.pwrite, fd, chunk, offset)
@@ -315,8 +316,9 @@ async def _download_obstore(
     from obstore import get_async
 
     options: Any = {"if_match": expected_etag} if expected_etag else {}
+    store = transport.store(bucket)
     try:
-        result = await get_async(transport.store(bucket), key, options=options)
+        result = await repeated(lambda: get_async(store, key, options=options))
     except Exception as exc:
         raise translate(exc, action="download", bucket=bucket, key=key) from exc
     meta = result.meta

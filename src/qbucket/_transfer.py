@@ -36,6 +36,38 @@ MAX_PARTS = 10_000  # the S3 limit; larger files get larger parts
 DELETE_BATCH = 1000  # the S3 DeleteObjects limit
 
 
+# obstore retries 5xx answers and dropped connections itself, but not S3's RequestTimeout (a
+# 400: the server gave up waiting for the request's body) nor a connection dropped under a
+# POST (DeleteObjects). Those get a few more attempts here, for requests safe to repeat.
+EXTRA_ATTEMPTS = 4
+EXTRA_BACKOFF_S = 0.2
+
+
+def _worth_repeating(exc: BaseException, *, connection_errors: bool) -> bool:
+    text = str(exc)
+    if "RequestTimeout" in text:
+        return True
+    return connection_errors and "error sending request" in text
+
+
+async def repeated(work: Callable[[], Awaitable[T]], *, connection_errors: bool = False) -> T:
+    """``await work()``, again after the faults obstore does not retry (see EXTRA_ATTEMPTS).
+    ``work`` must be idempotent; ``connection_errors`` also repeats it after a dropped
+    connection (for POSTs, which obstore leaves alone)."""
+    delay = EXTRA_BACKOFF_S
+    for attempt in range(1, EXTRA_ATTEMPTS + 1):
+        try:
+            return await work()
+        except Exception as exc:
+            if attempt == EXTRA_ATTEMPTS or not _worth_repeating(
+                exc, connection_errors=connection_errors
+            ):
+                raise
+        await asyncio.sleep(delay)
+        delay *= 2
+    raise AssertionError("unreachable")
+
+
 def _attributes(digests: Digests) -> dict[str, str]:
     return {SHA1_METADATA: digests.sha1}
 
@@ -82,12 +114,9 @@ async def put_bytes(
 
     digests = digests or digest_bytes(data)
     try:
-        await put_async(
-            transport.store(bucket),
-            key,
-            data,
-            attributes=_attributes(digests),
-            use_multipart=False,
+        store, attributes = transport.store(bucket), _attributes(digests)
+        await repeated(
+            lambda: put_async(store, key, data, attributes=attributes, use_multipart=False)
         )
     except Exception as exc:
         raise translate(exc, action="upload", bucket=bucket, key=key) from exc
@@ -114,7 +143,10 @@ async def put_file(
         before = await in_thread(os.stat, path)
         if before.st_size <= SINGLE_PUT_LIMIT:
             data, sent, before = await in_thread(_read_small_file, path)
-            await put_async(store, key, data, attributes=_attributes(sent), use_multipart=False)
+            attributes = _attributes(sent)
+            await repeated(
+                lambda: put_async(store, key, data, attributes=attributes, use_multipart=False)
+            )
         else:
             if digests is None or digests.size != before.st_size:
                 digest = functools.partial(
@@ -123,16 +155,18 @@ async def put_file(
                 sent = (await in_thread(digest))[0]
             else:
                 sent = digests
+            multipart = functools.partial(
+                put_async,
+                store,
+                key,
+                Path(path),
+                attributes=_attributes(sent),
+                use_multipart=True,
+                chunk_size=part_size(before.st_size),
+                max_concurrency=PART_CONCURRENCY,
+            )
             async with transport.large:
-                await put_async(
-                    store,
-                    key,
-                    Path(path),
-                    attributes=_attributes(sent),
-                    use_multipart=True,
-                    chunk_size=part_size(before.st_size),
-                    max_concurrency=PART_CONCURRENCY,
-                )
+                await repeated(multipart, connection_errors=True)
     except Exception as exc:
         raise translate(exc, action="upload", bucket=bucket, key=key, path=path) from exc
     if sent.size != before.st_size or not await in_thread(_unchanged_since, path, before):
@@ -163,7 +197,8 @@ async def copy_object(transport: Transport, bucket: str, source: str, key: str) 
 
     try:
         if obstore_can_address(source) and obstore_can_address(key):
-            await copy_async(transport.store(bucket), source, key, overwrite=True)
+            store = transport.store(bucket)
+            await repeated(lambda: copy_async(store, source, key, overwrite=True))
         else:
             client = transport.s3client
             await in_thread(
@@ -183,8 +218,9 @@ async def delete_objects(transport: Transport, bucket: str, keys: Sequence[str])
     odd = [key for key in keys if not obstore_can_address(key)]
     for start in range(0, len(plain), DELETE_BATCH):
         batch = plain[start : start + DELETE_BATCH]
+        store = transport.store(bucket)
         try:
-            await delete_async(transport.store(bucket), batch)
+            await repeated(functools.partial(delete_async, store, batch), connection_errors=True)
         except Exception as exc:
             raise translate(exc, action="delete", bucket=bucket, key=batch[0]) from exc
     if odd:
@@ -213,7 +249,8 @@ async def head_sha1(transport: Transport, bucket: str, key: str) -> str | None:
     from obstore import get_async
 
     try:
-        result = await get_async(transport.store(bucket), key, options={"head": True})
+        store = transport.store(bucket)
+        result = await repeated(lambda: get_async(store, key, options={"head": True}))
     except Exception as exc:
         raise translate(exc, action="read metadata of", bucket=bucket, key=key) from exc
     value = result.attributes.get(SHA1_METADATA)
