@@ -33,6 +33,7 @@ from ._hashing import plain_md5_etag
 from ._keys import is_directory_marker, local_path_for_key, obstore_can_address
 from ._objects import ObjectSummary
 from ._progress import ProgressSink
+from ._scan import TEMP_MARK
 from ._transfer import each_bounded, in_thread, repeated
 from ._transport import Transport
 
@@ -43,7 +44,6 @@ PARALLEL_THRESHOLD = 64 << 20  # above: parallel ranged GETs into one file
 PART = 16 << 20
 PART_CONCURRENCY = 4  # per file; Transport.ranges bounds the streams of all files together
 PART_CHUNK = 1 << 20
-TEMP_MARK = ".qbucket-part-"
 
 
 @dataclasses.dataclass

@@ -16,6 +16,14 @@ from ._exceptions import IncompleteScanError, LocalFileNotFoundError, LocalNotAD
 
 SkipReporter = Callable[[str, str], None]  # (path, reason)
 
+# Downloads write ``.<name>.qbucket-part-<tag>`` beside their target and rename it when complete.
+# One left behind by a killed process is not part of the tree: never uploaded, never compared.
+TEMP_MARK = ".qbucket-part-"
+
+
+def is_download_temporary(name: str) -> bool:
+    return name.startswith(".") and TEMP_MARK in name
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class LocalFile:
@@ -102,6 +110,10 @@ def walk_files(
             if not stat.S_ISREG(info.st_mode):
                 if on_skip:
                     on_skip(entry.path, "not a regular file")
+                continue
+            if is_download_temporary(entry.name):
+                if on_skip:
+                    on_skip(entry.path, "an unfinished download's temporary file")
                 continue
             files.append(LocalFile(relative, entry.path, info.st_size, info.st_mtime_ns))
         yield from reversed(files)

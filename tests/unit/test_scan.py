@@ -213,3 +213,20 @@ def test_deterministic_order(tmp_path: Path) -> None:
         "b/d/e.txt",
         "c/x.txt",
     ]
+
+
+def test_temporary_files_of_unfinished_downloads_are_not_part_of_the_tree(tmp_path: Path) -> None:
+    # A download killed between write and rename leaves `.<name>.qbucket-part-<tag>` behind.
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "data.bin").write_bytes(b"whole")
+    (tmp_path / "d" / ".data.bin.qbucket-part-1a2b3c4d0").write_bytes(b"wh")
+    (tmp_path / "notes.qbucket-part-.txt").write_bytes(b"a user's own file")  # not hidden: kept
+    skipped: list[tuple[str, str]] = []
+    found = [f.relative for f in walk_files(tmp_path, on_skip=lambda p, r: skipped.append((p, r)))]
+    assert sorted(found) == ["d/data.bin", "notes.qbucket-part-.txt"]
+    assert skipped == [
+        (
+            str(tmp_path / "d" / ".data.bin.qbucket-part-1a2b3c4d0"),
+            "an unfinished download's temporary file",
+        )
+    ]

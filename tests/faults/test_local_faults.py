@@ -1,0 +1,113 @@
+"""Faults on this machine and races with other writers (issue 6, cases 5, 7, 9): a changed file
+or object is never recorded or written as if it were whole, and a tree that cannot be read
+completely deletes nothing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import qbucket
+from qbucket import _download, _scan, _transfer
+from qbucket._download import download
+from qbucket._hashcache import HashCache
+from qbucket._progress import ProgressSink
+
+from ..integration.helpers import make_tree, remote_objects
+
+# -- 5. the object changes between the listing and the ranged GETs --------------------------------
+
+
+def test_large_object_replaced_after_listing_is_an_error_not_a_mixed_file(
+    bucket: qbucket.Bucket, s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ranged GETs pinned with If-Match: parts of two versions can never be stitched together.
+    monkeypatch.setattr(_download, "PARALLEL_THRESHOLD", 6 << 20)
+    monkeypatch.setattr(_download, "PART", 2 << 20)
+    first, second = os.urandom(12 << 20), os.urandom(12 << 20)
+    (tmp_path / "v1").write_bytes(first)
+    (tmp_path / "v2").write_bytes(second)
+    monkeypatch.setattr(_transfer, "SINGLE_PUT_LIMIT", 6 << 20)  # multipart: no MD5 ETag
+    bucket.add_file(str(tmp_path / "v1"), "big")
+    bucket.flush()
+    (listed,) = bucket.list_files()
+    assert "-" in listed.e_tag
+    bucket.add_file(str(tmp_path / "v2"), "big")
+    bucket.flush()
+    destination = tmp_path / "out" / "big"
+    destination.parent.mkdir()
+    transport = bucket._transport
+    with pytest.raises(qbucket.TransferError, match="changed meanwhile") as caught:
+        transport.run(
+            download(transport, bucket.uuid, "big", destination, ProgressSink(), listed=listed)
+        )
+    assert caught.value.key == "big"
+    assert os.listdir(destination.parent) == []  # neither a mixed file nor a temporary
+
+
+# -- 7. a local file modified while it is uploaded -------------------------------------------------
+
+
+def test_file_modified_during_upload_is_not_recorded_and_the_next_sync_sends_it(
+    bucket: qbucket.Bucket, s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = make_tree(tmp_path / "tree", {"a.txt": b"first version", "b.txt": b"steady"})
+    victim = str(tree / "a.txt")
+    real_read = _transfer._read_small_file
+
+    def read_then_someone_writes(path: str) -> Any:
+        result = real_read(path)
+        if path == victim:
+            with open(path, "ab") as stream:  # another program appends meanwhile
+                stream.write(b" + more")
+        return result
+
+    monkeypatch.setattr(_transfer, "_read_small_file", read_then_someone_writes)
+    with pytest.raises(qbucket.BatchError) as caught:
+        bucket.sync_directory(str(tree))
+    (failure,) = caught.value.failures
+    assert failure.path == victim and "changed while it was uploaded" in str(failure)
+
+    cache_file = Path(os.environ["QBUCKET_HOME"]) / "cache" / "digests.sqlite"
+    if cache_file.exists():  # the digests of what was sent are not taken for the file's
+        cache = HashCache(cache_file)
+        try:
+            assert cache.lookup(os.path.abspath(victim), os.stat(victim)) is None
+        finally:
+            cache.close()
+
+    monkeypatch.setattr(_transfer, "_read_small_file", real_read)
+    bucket.sync_directory(str(tree))
+    assert remote_objects(s3, bucket.uuid) == {
+        "a.txt": b"first version + more",
+        "b.txt": b"steady",
+    }
+
+
+# -- 9. the source tree cannot be read completely -------------------------------------------------
+
+
+def test_directory_vanishing_mid_walk_raises_and_deletes_nothing(
+    bucket: qbucket.Bucket, s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = make_tree(tmp_path / "tree", {"keep/a": b"a", "gone/b": b"b", "c": b"c"})
+    bucket.sync_directory(str(tree))
+    before = remote_objects(s3, bucket.uuid)
+    (tree / "c").unlink()  # an extra the next sync would delete, if it trusted its scan
+    real_scandir = os.scandir
+
+    def vanishing(path: Any) -> Any:
+        if str(path).endswith("gone"):
+            for child in Path(path).iterdir():
+                child.unlink()
+            Path(path).rmdir()  # removed by someone else between listing and reading it
+        return real_scandir(path)
+
+    monkeypatch.setattr(_scan.os, "scandir", vanishing)
+    with pytest.raises(qbucket.IncompleteScanError) as caught:
+        bucket.sync_directory(str(tree))
+    assert "gone" in str(caught.value)
+    assert remote_objects(s3, bucket.uuid) == before
