@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format typecheck unit integration bench bytecode server-stop clean
+.PHONY: demo test lint format typecheck unit integration faults bench bytecode server-stop clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ unit: $(STAMP)
 
 integration: $(STAMP)
 	$(BIN)/pytest tests/integration
+
+faults: $(STAMP)
+	$(BIN)/pytest tests/faults
 
 bench: $(STAMP) bytecode  ## the peer benchmark (../shared/bench) with qbucket's row
 	../shared/bench/setup.sh
