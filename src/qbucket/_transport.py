@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import datetime
 import os
 import threading
@@ -270,6 +271,11 @@ class Transport:
             self._stores.clear()
             client, self._client, self._resource = self._client, None, None
         if loop is not None and thread is not None and self._pid == os.getpid():
+            # The executor's worker threads (file reads, listing pages) end with the loop, not
+            # whenever the garbage collector gets to them: a closed Connection leaves no thread.
+            joined = asyncio.run_coroutine_threadsafe(loop.shutdown_default_executor(), loop)
+            with contextlib.suppress(Exception):
+                joined.result(timeout=10)
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout=10)
             loop.close()

@@ -126,9 +126,22 @@ def test_threads_and_processes_at_once(
         time.sleep(0.1)
     assert len(left) <= 3, left
     assert not any(target.startswith("socket:") for target in left.values()), left
-    assert threading.active_count() <= threads_before
+    assert threading.active_count() <= threads_before, [t.name for t in threading.enumerate()]
 
     listing = _listing(s3, bucket.uuid)
     assert set(listing) == set(expected)
     for key, data in expected.items():  # every object's size and MD5, from one listing
         assert listing[key] == (len(data), hashlib.md5(data).hexdigest()), key
+
+
+def test_closed_connection_leaves_no_thread(
+    s3_server: ServerInfo, bucket: qbucket.Bucket, tmp_path: Path
+) -> None:
+    tree = make_tree(tmp_path / "tree", {f"f{i}": b"x" * i for i in range(50)})
+    before = {thread.ident for thread in threading.enumerate()}
+    with qbucket.Connection(s3_server.endpoint, s3_server.access_key, s3_server.secret_key) as conn:
+        mine = qbucket.Bucket(conn, bucket.uuid, create=False)
+        mine.sync_directory(str(tree))  # the loop thread and its executor's workers
+        mine.get_all_files(str(tmp_path / "out"))
+    left = [t.name for t in threading.enumerate() if t.ident not in before]
+    assert left == []
