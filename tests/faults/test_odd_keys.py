@@ -53,3 +53,46 @@ def test_a_key_that_is_both_file_and_directory_fails_alone(
     assert (out / "other" / "c").read_bytes() == b"c"
     leftovers = [p.name for p in out.rglob("*") if is_download_temporary(p.name)]
     assert leftovers == []
+
+
+HOSTILE = [
+    "../x",
+    "a/../../x",
+    "p/..",
+    "/etc/x",
+    "//x",
+    "x/./y",
+    "nul\x00byte",
+    "back\\..\\..\\slash",
+    "k" * 1100,  # over S3's 1024 bytes
+    "d/" + "n" * 300,  # a component over 255 bytes
+]
+
+
+def test_hostile_keys_from_a_listing_each_fail_named_and_nothing_leaves_the_target(
+    bucket: qbucket.Bucket, s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No server here stores such keys (SeaweedFS refuses or rewrites them), but another S3
+    # server may: the listing is stubbed, the good objects are real.
+    good = {"good/one": b"one", "two": b"two"}
+    _put(s3, bucket.uuid, good)
+    listed = bucket.list_files()
+    template = listed[0]
+    stub = listed + [
+        qbucket.ObjectSummary(bucket.uuid, key, 3, template.e_tag, template.last_modified)
+        for key in HOSTILE
+    ]
+    monkeypatch.setattr(bucket, "list_files", lambda: stub)
+    out = tmp_path / "sandbox" / "out"
+    out.parent.mkdir()
+    with pytest.raises(qbucket.BatchError) as caught:
+        bucket.get_all_files(str(out))
+    assert sorted(caught.value.keys) == sorted(HOSTILE)
+    for failure in caught.value.failures:
+        assert isinstance(failure, qbucket.UnsafeKeyError)
+        assert repr(failure.key)[1:40] in str(failure) or failure.key[:40] in str(failure)
+    for key, data in good.items():
+        assert (out / key).read_bytes() == data
+    outside = [p for p in tmp_path.rglob("*") if out not in p.parents and p != out]
+    assert outside == [tmp_path / "sandbox"]
+    assert not Path("/etc/x").exists()
