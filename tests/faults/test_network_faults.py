@@ -207,3 +207,19 @@ def test_server_that_never_answers_is_a_clear_error_not_a_hang(
         proxied.list_files()
     assert proxied.uuid in str(caught.value)
     assert time.monotonic() - started < 120
+
+
+def test_sync_with_one_upload_failing_for_good_deletes_nothing(
+    proxied: qbucket.Bucket, proxy: FaultProxy, s3: Any, tmp_path: Path
+) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for name in ("a", "b", "doomed"):
+        (tree / name).write_bytes(name.encode() * 10)
+    s3.put_object(Bucket=proxied.uuid, Key="extra", Body=b"must survive a failed sync")
+    proxy.add(Rule("status", method="PUT", target="/doomed", times=None, status=503))
+    with pytest.raises(qbucket.BatchError) as caught:
+        proxied.sync_directory(str(tree))
+    assert caught.value.keys == ["doomed"]
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=proxied.uuid).get("Contents", [])}
+    assert keys == {"a", "b", "extra"}  # the others sent, the extra kept
