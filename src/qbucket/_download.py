@@ -17,6 +17,7 @@ import hashlib
 import itertools
 import os
 import secrets
+import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from ._exceptions import (
     TransferError,
     UnsafeKeyError,
 )
-from ._hashing import plain_md5_etag
+from ._hashing import SHA1_METADATA, plain_md5_etag
 from ._keys import is_directory_marker, local_path_for_key, obstore_can_address
 from ._objects import ObjectSummary
 from ._progress import ProgressSink
@@ -198,6 +199,37 @@ async def _stream_into(
     _check(bucket, key, received, body.size, digest.hexdigest() if digest else None, md5_expected)
 
 
+class _InOrderSha1:
+    """The SHA-1 of a file written out of order (parallel ranges), computed as the written
+    prefix grows: each extent is hashed once the bytes before it are, from the chunk in hand
+    when it is the next one, else read back from the file (page cache). The hashing overlaps
+    the download instead of re-reading the whole file at the end."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._digest = hashlib.sha1()
+        self._frontier = 0
+        self._pending: dict[int, int] = {}  # written, not yet hashed: start -> end
+        self._lock = threading.Lock()
+
+    def written(self, start: int, chunk: bytes) -> None:
+        """``chunk`` is now in the file at ``start`` (blocking: call from a worker thread)."""
+        with self._lock:
+            self._pending[start] = start + len(chunk)
+            while self._frontier in self._pending:
+                begin = self._frontier
+                end = self._pending.pop(begin)
+                if begin == start:
+                    self._digest.update(chunk)
+                else:
+                    self._digest.update(os.pread(self._fd, end - begin, begin))
+                self._frontier = end
+
+    def hexdigest(self, size: int) -> str | None:
+        """The digest, if the whole ``size`` bytes were hashed."""
+        return self._digest.hexdigest() if self._frontier == size else None
+
+
 async def _ranges_into(
     transport: Transport,
     bucket: str,
@@ -208,12 +240,21 @@ async def _ranges_into(
     sink: ProgressSink,
 ) -> None:
     """A large multipart object: parallel ranged GETs, each pinned to ``e_tag`` (If-Match) so
-    that the parts cannot come from two versions, written in place with pwrite."""
+    that the parts cannot come from two versions, written in place with pwrite. Its ETag is no
+    MD5, so when qbucket stored the content's SHA-1 at upload, the file must match it."""
     from obstore import get_async
 
     store = transport.store(bucket)
-    fd = await in_thread(os.open, temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC  # read back to hash
+    fd = await in_thread(os.open, temporary, flags, 0o666)
     received = 0
+    stored_sha1: list[str] = []  # from the first answer's metadata, if any
+    hashing = _InOrderSha1(fd)
+
+    def write(chunk: bytes, offset: int) -> None:
+        os.pwrite(fd, chunk, offset)
+        if stored_sha1:
+            hashing.written(offset, chunk)
 
     async def part(start: int) -> None:
         nonlocal received
@@ -221,9 +262,11 @@ async def _ranges_into(
         async with transport.ranges:
             options: Any = {"range": (start, end), "if_match": e_tag}
             result = await repeated(lambda: get_async(store, key, options=options))
+            if start == 0 and result.attributes.get(SHA1_METADATA):
+                stored_sha1.append(str(result.attributes[SHA1_METADATA]))
             offset = start
             async for chunk in result.stream(min_chunk_size=PART_CHUNK):
-                await in_thread(os.pwrite, fd, chunk, offset)
+                await in_thread(write, chunk, offset)
                 offset += len(chunk)
                 received += len(chunk)
                 sink.update(key, min(received, size - 1), size)
@@ -235,10 +278,19 @@ async def _ranges_into(
             )
 
     try:
-        await each_bounded(range(0, size, PART), part, PART_CONCURRENCY)
+        # The first range alone, so that the stored SHA-1 (if any) is known before any other
+        # byte is written: then every chunk is hashed as it lands.
+        await part(0)
+        await each_bounded(range(PART, size, PART), part, PART_CONCURRENCY)
     finally:
         await in_thread(os.close, fd)
     _check(bucket, key, received, size, None, None)
+    if stored_sha1 and hashing.hexdigest(size) != stored_sha1[0]:
+        raise TransferError(
+            f"download of s3://{bucket}/{key} does not match the SHA-1 stored at its upload",
+            bucket=bucket,
+            key=key,
+        )
 
 
 async def download(

@@ -111,3 +111,42 @@ def test_directory_vanishing_mid_walk_raises_and_deletes_nothing(
         bucket.sync_directory(str(tree))
     assert "gone" in str(caught.value)
     assert remote_objects(s3, bucket.uuid) == before
+
+
+def test_ranged_download_that_does_not_match_the_stored_sha1_is_refused(
+    bucket: qbucket.Bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Parts of a multipart object come back intact in size but one byte differs (a corrupting
+    # proxy, disk or bug): the SHA-1 stored at upload catches it before the rename.
+    monkeypatch.setattr(_download, "PARALLEL_THRESHOLD", 6 << 20)
+    monkeypatch.setattr(_download, "PART", 2 << 20)
+    monkeypatch.setattr(_transfer, "SINGLE_PUT_LIMIT", 6 << 20)
+    data = os.urandom(12 << 20)
+    (tmp_path / "src").write_bytes(data)
+    bucket.add_file(str(tmp_path / "src"), "big")
+    bucket.flush()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "big").write_bytes(b"previous")
+    real_pwrite = os.pwrite
+    corrupted: list[int] = []
+
+    def corrupting(fd: int, chunk: Any, offset: int) -> int:
+        if offset >= 4 << 20 and not corrupted:  # one chunk after the first part: flip a bit
+            corrupted.append(offset)
+            chunk = bytes([chunk[0] ^ 1]) + bytes(chunk)[1:]
+        return real_pwrite(fd, chunk, offset)
+
+    monkeypatch.setattr(_download.os, "pwrite", corrupting)
+    monkeypatch.setattr(_download, "PART_CHUNK", 1 << 20)
+    with pytest.raises(qbucket.BatchError) as caught:
+        bucket.get_all_files(str(out))
+    (failure,) = caught.value.failures
+    assert corrupted, "no chunk was corrupted: the test proves nothing"
+    assert failure.key == "big" and "SHA-1" in str(failure)
+    assert (out / "big").read_bytes() == b"previous"
+    assert sorted(os.listdir(out)) == ["big"]  # no temporary left
+
+    monkeypatch.setattr(_download.os, "pwrite", real_pwrite)
+    bucket.get_all_files(str(out))
+    assert (out / "big").read_bytes() == data
