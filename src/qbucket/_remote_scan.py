@@ -9,7 +9,8 @@ must not depend on the server's sort order: S3 sorts keys by bytes, SeaweedFS wa
 A delimiter listing gives an exact split instead: under a prefix, every key either has no ``/``
 after it (it is listed right there) or belongs to exactly one common prefix ``prefix + name + /``.
 Those are then listed in full, ``LIST_CONCURRENCY`` at a time, each by its own kept-alive
-connection (unless there are so many that one plain listing is cheaper). The caller receives each page as it arrives: nothing here holds the listing.
+connection (unless there are so many that one plain listing is cheaper). The caller receives
+each page as it arrives: nothing here holds the listing.
 """
 
 from __future__ import annotations
