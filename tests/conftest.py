@@ -19,7 +19,7 @@ import pytest
 import qbucket
 from qbucket._server import EmbeddedServer, ServerInfo
 
-from .integration.helpers import drop_bucket, unique_name
+from .integration.helpers import drop_bucket, s3_client, unique_name
 
 _INHERITED_PREFIXES = ("AWS_", "QBUCKET_")
 
@@ -56,21 +56,7 @@ def connection(s3_server: ServerInfo) -> Iterator[qbucket.Connection]:
 @pytest.fixture
 def s3(s3_server: ServerInfo) -> Any:
     """A plain boto3 client, to check what landed on the server independently of qbucket."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "s3",
-        endpoint_url=s3_server.endpoint,
-        aws_access_key_id=s3_server.access_key,
-        aws_secret_access_key=s3_server.secret_key,
-        region_name="us-east-1",
-        config=Config(
-            s3={"addressing_style": "path"},
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-        ),
-    )
+    return s3_client(s3_server.endpoint, s3_server.access_key, s3_server.secret_key)
 
 
 @pytest.fixture

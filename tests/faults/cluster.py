@@ -29,10 +29,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from qbucket._server import find_weed
+from qbucket._server import _port_free, find_weed
+
+from ..integration.helpers import s3_client
 
 LOOPBACK = "127.0.0.1"
-REGION = "us-east-1"
 
 
 class ClusterError(RuntimeError):
@@ -74,15 +75,6 @@ def _ephemeral_range() -> tuple[int, int]:
         return 32768, 60999  # Linux's default
 
 
-def _bindable(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind((LOOPBACK, port))
-        except OSError:
-            return False
-    return True
-
-
 def free_ports(count: int) -> list[int]:
     """``count`` distinct free loopback ports, below the ephemeral range when there is room.
 
@@ -97,7 +89,7 @@ def free_ports(count: int) -> list[int]:
     if low - 10000 >= 1000:
         for _ in range(100 * count):
             port = rng.randrange(10000, low)
-            if port not in ports and _bindable(port):
+            if port not in ports and _port_free(port):
                 ports.append(port)
                 if len(ports) == count:
                     return ports
@@ -364,22 +356,7 @@ class Cluster:
 
     def client(self, **config: Any) -> Any:
         """A boto3 S3 client of the gateway, signed with the cluster's keys."""
-        import boto3
-        from botocore.config import Config
-
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint,
-            aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key,
-            region_name=REGION,
-            config=Config(
-                s3={"addressing_style": "path"},
-                request_checksum_calculation="when_required",
-                response_checksum_validation="when_required",
-                **config,
-            ),
-        )
+        return s3_client(self.endpoint, self.access_key, self.secret_key, **config)
 
     def _poll(self, deadline: float, what: str, condition: Any) -> None:
         """Call ``condition()`` until it returns true; an exception it raises means "not yet"

@@ -19,7 +19,7 @@ import qbucket
 from qbucket import _transport
 from qbucket._server import EmbeddedServer, ServerInfo
 
-from ..integration.helpers import make_tree
+from ..integration.helpers import make_tree, s3_client
 
 FILES = 2000
 
@@ -34,21 +34,7 @@ def own_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedSer
 
 
 def _client(info: ServerInfo) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "s3",
-        endpoint_url=info.endpoint,
-        aws_access_key_id=info.access_key,
-        aws_secret_access_key=info.secret_key,
-        region_name="us-east-1",
-        config=Config(
-            s3={"addressing_style": "path"},
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-        ),
-    )
+    return s3_client(info.endpoint, info.access_key, info.secret_key)
 
 
 def _keys(s3: Any, bucket: str) -> set[str]:

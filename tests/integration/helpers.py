@@ -11,6 +11,26 @@ from typing import Any
 _names = itertools.count()
 
 
+def s3_client(endpoint: str, access_key: str, secret_key: str, **config: Any) -> Any:
+    """A plain boto3 client, to check what landed on a server independently of qbucket."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        region_name="us-east-1",
+        config=Config(
+            s3={"addressing_style": "path"},
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            **config,
+        ),
+    )
+
+
 def unique_name(stem: str = "test") -> str:
     return f"{stem}-{os.getpid()}-{next(_names)}"
 

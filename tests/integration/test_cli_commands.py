@@ -29,15 +29,6 @@ COMMANDS = ["ls", "mb", "rb", "put", "get", "cp", "rm", "sync", "server", "confi
 
 
 @pytest.fixture
-def run(
-    s3_server: ServerInfo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Runner:
-    for name, value in server_env(s3_server).items():
-        monkeypatch.setenv(name, value)
-    return in_process(capsys, s3_server.secret_key)
-
-
-@pytest.fixture
 def run_process(s3_server: ServerInfo, tmp_path: Path) -> Runner:
     env = {**server_env(s3_server), "QBUCKET_HOME": str(tmp_path / "home")}
     return subprocess_runner(env, s3_server.secret_key)

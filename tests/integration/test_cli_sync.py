@@ -11,19 +11,10 @@ import pytest
 
 from qbucket._server import ServerInfo
 
-from .cli_runner import Runner, in_process, server_env, subprocess_runner
+from .cli_runner import Runner, server_env, subprocess_runner
 from .helpers import drop_bucket, make_tree, remote_objects, unique_name
 
 TREE = {"a.txt": b"alpha", "sub/b.txt": b"bravo", "sub/deep/c.txt": b"charlie"}
-
-
-@pytest.fixture
-def run(
-    s3_server: ServerInfo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Runner:
-    for name, value in server_env(s3_server).items():
-        monkeypatch.setenv(name, value)
-    return in_process(capsys, s3_server.secret_key)
 
 
 @pytest.fixture
