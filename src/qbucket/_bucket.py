@@ -76,7 +76,7 @@ class Bucket(SyncMethods):
         self._name = name
         self._known_to_exist = False
         self._uploads = BackgroundUploads(lambda: self._connection.transport, self._name)
-        connection._register(self)
+        connection._register(self._uploads)
 
     @classmethod
     def _listed(cls, connection: Connection, name: str) -> Bucket:

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from ._config import Settings, resolve
 from ._error_mapping import mapped_errors
-from ._exceptions import MissingBucketException
+from ._exceptions import BatchError, MissingBucketException, QBucketError
 from ._keys import validate_bucket_name
 from ._transport import Transport
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client, S3ServiceResource
 
+    from ._background import BackgroundUploads
     from ._bucket import Bucket
 
 
@@ -66,7 +67,10 @@ class Connection:
         )
         self._transport: Transport | None = None
         self._lock = threading.Lock()
-        self._buckets: weakref.WeakSet[Bucket] = weakref.WeakSet()
+        # By identity, not Bucket equality: two Bucket objects for one bucket each have their
+        # own queue, and a queue with uploads in flight stays alive (its futures hold it) even
+        # when the caller has dropped the Bucket, so close() still waits for it.
+        self._upload_queues: weakref.WeakSet[BackgroundUploads] = weakref.WeakSet()
 
     # -- settings -------------------------------------------------------------------------
 
@@ -131,8 +135,8 @@ class Connection:
 
     # -- buckets --------------------------------------------------------------------------
 
-    def _register(self, bucket: Bucket) -> None:
-        self._buckets.add(bucket)
+    def _register(self, uploads: BackgroundUploads) -> None:
+        self._upload_queues.add(uploads)
 
     def buckets(self) -> list[Bucket]:
         """Every bucket the credentials can see."""
@@ -184,14 +188,22 @@ class Connection:
     # -- lifetime -------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Flush the background uploads of this connection's buckets, then release the clients.
+        """Wait for the background uploads of every Bucket made from this connection, then
+        release the clients.
 
         Raises:
-            BatchError: some background uploads failed (the clients are released anyway).
+            BatchError: some background uploads failed, of any bucket (all the others were
+                still waited for, and the clients are released anyway).
         """
         try:
-            for bucket in list(self._buckets):
-                bucket.flush()
+            failures: list[QBucketError] = []
+            for queue in list(self._upload_queues):
+                try:
+                    queue.flush()
+                except BatchError as exc:
+                    failures.extend(exc.failures)
+            if failures:
+                raise BatchError(f"{len(failures)} background upload(s) failed", failures)
         finally:
             with self._lock:
                 transport, self._transport = self._transport, None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import secrets
 import socket
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 import qbucket
+from qbucket import _transfer
 from qbucket._server import ServerInfo
 
 from .helpers import bucket_exists, drop_bucket, make_tree, remote_objects, unique_name
@@ -342,6 +344,72 @@ def test_context_manager_flushes_background_uploads(
             second.add_file(str(tmp_path / "src" / relative), relative)
         # no flush: leaving the block must do it
     assert remote_objects(s3, name) == files
+
+
+def _connect(server: ServerInfo) -> qbucket.Connection:
+    return qbucket.Connection(server.endpoint, server.access_key, server.secret_key)
+
+
+def test_close_waits_for_each_of_two_equal_bucket_objects(
+    s3_server: ServerInfo, names: list[str], s3: Any, tmp_path: Path
+) -> None:
+    # Two Bucket objects for one bucket compare equal; each still has its own uploads to wait for.
+    name = unique_name("twin")
+    names.append(name)
+    files = {f"f{i:03}.bin": secrets.token_bytes(32 * 1024) for i in range(200)}
+    make_tree(tmp_path / "src", files)
+    with _connect(s3_server) as conn:
+        first = conn.create_bucket(name)
+        second = conn.retrieve_bucket(name)
+        assert first == second
+        for relative in files:  # all through the second object; the first has nothing queued
+            second.add_file(str(tmp_path / "src" / relative), relative)
+    assert remote_objects(s3, name) == files
+
+
+def test_close_waits_for_uploads_of_bucket_objects_already_dropped(
+    s3_server: ServerInfo, names: list[str], s3: Any, tmp_path: Path
+) -> None:
+    name = unique_name("dropped")
+    names.append(name)
+    files = {f"f{i:03}.bin": secrets.token_bytes(32 * 1024) for i in range(200)}
+    make_tree(tmp_path / "src", files)
+    with _connect(s3_server) as conn:
+        conn.create_bucket(name)
+        for relative in files:  # a new Bucket object per file, dropped at once
+            conn.retrieve_bucket(name).add_file(str(tmp_path / "src" / relative), relative)
+        gc.collect()
+    assert remote_objects(s3, name) == files
+
+
+def test_close_waits_for_every_bucket_when_uploads_of_some_fail(
+    s3_server: ServerInfo,
+    names: list[str],
+    s3: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_put_file = _transfer.put_file
+
+    async def failing_for_boom(transport: Any, bucket: str, key: str, path: str) -> Any:
+        if key.endswith("boom"):
+            raise qbucket.TransferError(f"injected failure of {key}", bucket=bucket, key=key)
+        return await real_put_file(transport, bucket, key, path)
+
+    monkeypatch.setattr(_transfer, "put_file", failing_for_boom)
+    files = {f"f{i:03}.bin": secrets.token_bytes(32 * 1024) for i in range(100)}
+    make_tree(tmp_path / "src", {**files, "boom": b"never sent"})
+    buckets = [unique_name("one"), unique_name("two")]
+    names.extend(buckets)
+    with pytest.raises(qbucket.BatchError) as caught, _connect(s3_server) as conn:
+        for name in buckets:  # each queue fails first, then has everything else to send
+            bucket = conn.create_bucket(name)
+            for relative in ["boom", *files]:
+                bucket.add_file(str(tmp_path / "src" / relative), relative)
+    assert sorted(f.bucket for f in caught.value.failures) == sorted(buckets)
+    assert caught.value.keys == ["boom", "boom"]
+    for name in buckets:
+        assert remote_objects(s3, name) == files
 
 
 # -- secrets ------------------------------------------------------------------------------------
