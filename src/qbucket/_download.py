@@ -439,25 +439,20 @@ async def download_jobs(
     once; returns (the jobs done, per-key failures). A directory that resolves outside ``root``
     (a planted symlink) receives nothing."""
     await in_thread(functools.partial(root.mkdir, parents=True, exist_ok=True))
-    real_root = await in_thread(os.path.realpath, root)
-    checked: set[Path] = set()
+    # Every directory once, before any download: per job, the many workers starting together
+    # would each make and check the same few directories (a thread hop each).
+    directories = sorted({destination.parent for _, destination in jobs})
+    problems = await in_thread(_prepare_directories, root, directories)
     done: list[Job] = []
     failures: list[QBucketError] = []
 
-    def prepare(directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        real = os.path.realpath(directory)
-        if real != real_root and not real.startswith(real_root + os.sep):
-            raise LocalPathError(
-                f"{directory} leads outside {root} (a symlink?)", path=str(directory)
-            )
-
     async def one(job: Job) -> None:
         summary, destination = job
+        problem = problems.get(destination.parent)
+        if problem is not None:
+            failures.append(_directory_failure(problem, bucket, summary.key, destination))
+            return
         try:
-            if destination.parent not in checked:
-                await in_thread(prepare, destination.parent)
-                checked.add(destination.parent)
             await transport.bounded(
                 download(transport, bucket, summary.key, destination, sink, listed=summary)
             )
@@ -482,3 +477,33 @@ async def download_jobs(
 
     await each_bounded(jobs, one, transport.concurrency)
     return done, failures
+
+
+def _prepare_directories(root: Path, directories: Sequence[Path]) -> dict[Path, Exception]:
+    """Make each directory; return why each one that cannot take files cannot: it could not
+    be made, or it resolves outside ``root`` (a planted symlink)."""
+    real_root = os.path.realpath(root)
+    problems: dict[Path, Exception] = {}
+    for directory in directories:
+        real = os.path.realpath(directory)  # resolved first: not even an empty directory outside
+        if real != real_root and not real.startswith(real_root + os.sep):
+            problems[directory] = LocalPathError(
+                f"{directory} leads outside {root} (a symlink?)", path=str(directory)
+            )
+            continue
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            problems[directory] = exc
+    return problems
+
+
+def _directory_failure(
+    problem: Exception, bucket: str, key: str, destination: Path
+) -> QBucketError:
+    """The error of one job whose directory cannot take it (each job gets its own)."""
+    if isinstance(problem, LocalPathError):
+        return LocalPathError(str(problem), bucket=bucket, key=key, path=problem.path)
+    error = translate(problem, action="download", bucket=bucket, key=key)
+    error.path = error.path or str(destination)
+    return error
