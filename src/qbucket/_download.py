@@ -9,6 +9,7 @@ Keys obstore cannot name exactly are fetched through boto3.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import datetime
@@ -35,16 +36,17 @@ from ._keys import is_directory_marker, local_path_for_key, obstore_can_address
 from ._objects import ObjectSummary
 from ._progress import ProgressSink
 from ._scan import TEMP_MARK
-from ._transfer import each_bounded, in_thread, repeated
+from ._transfer import each_bounded, in_thread, repeated, repeated_in_thread
 from ._transport import Transport
 
 CHUNK = 4 << 20
 INLINE_WRITE = 256 << 10  # written on the loop thread itself
 SMALL_OBJECT = 8 << 20  # read whole into memory, written by one executor call
 PARALLEL_THRESHOLD = 64 << 20  # above: parallel ranged GETs into one file
-PART = 16 << 20
+PART = 32 << 20  # measured on 2 x 256 MiB: 0.9 s against 1.0 s with 16 MiB, equal RSS
 PART_CONCURRENCY = 4  # per file; Transport.ranges bounds the streams of all files together
-PART_CHUNK = 1 << 20
+PART_CHUNK = 256 << 10  # measured: 1 MiB chunks cost 2.5x the page faults, no speed
+PROGRESS_STEP = 1 << 20  # a ranged download reports progress every MiB
 
 
 @dataclasses.dataclass
@@ -230,6 +232,74 @@ class _InOrderSha1:
         return self._digest.hexdigest() if self._frontier == size else None
 
 
+class _RangedFile:
+    """The temporary file of one ranged download, filled by worker threads, a range each.
+
+    A range is fetched and written by one thread with obstore's blocking API, so its chunks go
+    from the network to ``pwrite`` without a hop through the event loop per chunk (measured on
+    2 x 256 MiB: 1.5 s -> 1.0 s, half the system time, and level with s5cmd). The descriptor
+    is closed by whoever leaves last: a range still running after another one failed, or after
+    a cancellation, never writes through a descriptor number that was closed and reused; it
+    notices :attr:`stop` at its next chunk."""
+
+    def __init__(self, fd: int, report: Callable[[int], object]) -> None:
+        self.fd = fd
+        self.stop = threading.Event()
+        self.stored_sha1: str | None = None  # known after the first range, if qbucket stored it
+        self.hashing = _InOrderSha1(fd)
+        self.received = 0
+        self._report = report
+        self._reported = 0
+        self._users = 1  # the coroutine that opened it
+        self._lock = threading.Lock()
+
+    def fetch(self, store: Any, bucket: str, key: str, e_tag: str, start: int, end: int) -> None:
+        """Write bytes ``start``-``end`` of the object, as it is at ``e_tag`` (blocking)."""
+        from obstore import get
+
+        with self._lock:
+            if self._users == 0 or self.stop.is_set():
+                return
+            self._users += 1
+        try:
+            options: Any = {"range": (start, end), "if_match": e_tag}
+            result = repeated_in_thread(lambda: get(store, key, options=options))
+            if start == 0 and result.attributes.get(SHA1_METADATA):
+                self.stored_sha1 = str(result.attributes[SHA1_METADATA])
+            offset = start
+            for chunk in result.stream(min_chunk_size=PART_CHUNK):
+                if self.stop.is_set():
+                    return
+                os.pwrite(self.fd, chunk, offset)
+                if self.stored_sha1 is not None:
+                    self.hashing.written(offset, chunk)
+                offset += len(chunk)
+                self._count(len(chunk))
+            if offset != end:
+                raise TransferError(
+                    f"download of s3://{bucket}/{key}: bytes {start}-{end} came back short",
+                    bucket=bucket,
+                    key=key,
+                )
+        finally:
+            self.release()
+
+    def _count(self, nbytes: int) -> None:
+        with self._lock:
+            self.received += nbytes
+            if self.received - self._reported < PROGRESS_STEP:
+                return
+            self._reported = self.received
+        self._report(self.received)
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            last = self._users == 0
+        if last:
+            os.close(self.fd)
+
+
 async def _ranges_into(
     transport: Transport,
     bucket: str,
@@ -242,40 +312,18 @@ async def _ranges_into(
     """A large multipart object: parallel ranged GETs, each pinned to ``e_tag`` (If-Match) so
     that the parts cannot come from two versions, written in place with pwrite. Its ETag is no
     MD5, so when qbucket stored the content's SHA-1 at upload, the file must match it."""
-    from obstore import get_async
-
     store = transport.store(bucket)
+    loop = asyncio.get_running_loop()
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC  # read back to hash
-    fd = await in_thread(os.open, temporary, flags, 0o666)
-    received = 0
-    stored_sha1: list[str] = []  # from the first answer's metadata, if any
-    hashing = _InOrderSha1(fd)
-
-    def write(chunk: bytes, offset: int) -> None:
-        os.pwrite(fd, chunk, offset)
-        if stored_sha1:
-            hashing.written(offset, chunk)
+    target = _RangedFile(
+        await in_thread(os.open, temporary, flags, 0o666),
+        lambda received: loop.call_soon_threadsafe(sink.update, key, min(received, size - 1), size),
+    )
 
     async def part(start: int) -> None:
-        nonlocal received
-        end = min(start + PART, size)
         async with transport.ranges:
-            options: Any = {"range": (start, end), "if_match": e_tag}
-            result = await repeated(lambda: get_async(store, key, options=options))
-            if start == 0 and result.attributes.get(SHA1_METADATA):
-                stored_sha1.append(str(result.attributes[SHA1_METADATA]))
-            offset = start
-            async for chunk in result.stream(min_chunk_size=PART_CHUNK):
-                await in_thread(write, chunk, offset)
-                offset += len(chunk)
-                received += len(chunk)
-                sink.update(key, min(received, size - 1), size)
-        if offset != end:
-            raise TransferError(
-                f"download of s3://{bucket}/{key}: bytes {start}-{end} came back short",
-                bucket=bucket,
-                key=key,
-            )
+            end = min(start + PART, size)
+            await in_thread(target.fetch, store, bucket, key, e_tag, start, end)
 
     try:
         # The first range alone, so that the stored SHA-1 (if any) is known before any other
@@ -283,9 +331,10 @@ async def _ranges_into(
         await part(0)
         await each_bounded(range(PART, size, PART), part, PART_CONCURRENCY)
     finally:
-        await in_thread(os.close, fd)
-    _check(bucket, key, received, size, None, None)
-    if stored_sha1 and hashing.hexdigest(size) != stored_sha1[0]:
+        target.stop.set()
+        target.release()
+    _check(bucket, key, target.received, size, None, None)
+    if target.stored_sha1 and target.hashing.hexdigest(size) != target.stored_sha1:
         raise TransferError(
             f"download of s3://{bucket}/{key} does not match the SHA-1 stored at its upload",
             bucket=bucket,

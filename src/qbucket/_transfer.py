@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -64,6 +65,22 @@ async def repeated(work: Callable[[], Awaitable[T]], *, connection_errors: bool 
             ):
                 raise
         await asyncio.sleep(delay)
+        delay *= 2
+    raise AssertionError("unreachable")
+
+
+def repeated_in_thread(work: Callable[[], T], *, connection_errors: bool = False) -> T:
+    """:func:`repeated` for blocking ``work``, in a worker thread."""
+    delay = EXTRA_BACKOFF_S
+    for attempt in range(1, EXTRA_ATTEMPTS + 1):
+        try:
+            return work()
+        except Exception as exc:
+            if attempt == EXTRA_ATTEMPTS or not _worth_repeating(
+                exc, connection_errors=connection_errors
+            ):
+                raise
+        time.sleep(delay)
         delay *= 2
     raise AssertionError("unreachable")
 

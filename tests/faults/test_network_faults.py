@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import qbucket
-from qbucket import _listing, _transport
+from qbucket import _download, _listing, _transfer, _transport
 from qbucket._server import ServerInfo
 
 from .proxy import FaultProxy, Rule
@@ -181,6 +181,67 @@ def test_download_always_cut_leaves_no_file(
     )
     assert old.read_bytes() == b"previous version"  # never replaced by a partial file
     assert temp_leftovers(tmp_path) == []
+
+
+def _multipart_object(
+    bucket: qbucket.Bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> bytes:
+    """A 12 MiB object stored in parts (no MD5 ETag), which downloads fetch in 2 MiB ranges."""
+    monkeypatch.setattr(_transfer, "SINGLE_PUT_LIMIT", 6 << 20)
+    monkeypatch.setattr(_download, "PARALLEL_THRESHOLD", 6 << 20)
+    monkeypatch.setattr(_download, "PART", 2 << 20)
+    data = os.urandom(12 << 20)
+    (tmp_path / "src.bin").write_bytes(data)
+    bucket.add_file(str(tmp_path / "src.bin"), "ranged.bin")
+    bucket.flush()
+    return data
+
+
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_ranged_download_cut_once_is_retried_and_complete(
+    proxied: qbucket.Bucket,
+    proxy: FaultProxy,
+    bucket: qbucket.Bucket,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = _multipart_object(bucket, tmp_path, monkeypatch)
+    proxy.add(Rule("cut_body", method="GET", target="/ranged.bin", times=1, after=300_000))
+    out = tmp_path / "out"
+    proxied.get_all_files(str(out))
+    assert proxy.fired("cut_body") == 1
+    assert (out / "ranged.bin").read_bytes() == data
+    assert temp_leftovers(out) == []
+
+
+def test_ranged_download_always_cut_leaves_no_file_and_no_descriptor(
+    proxied: qbucket.Bucket,
+    proxy: FaultProxy,
+    bucket: qbucket.Bucket,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _multipart_object(bucket, tmp_path, monkeypatch)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "ranged.bin").write_bytes(b"previous version")
+    proxied.list_files()  # the connection's own descriptors are open before the count
+    before = _open_descriptors()
+    proxy.add(Rule("cut_body", method="GET", target="/ranged.bin", times=None, after=300_000))
+    with pytest.raises(qbucket.BatchError) as caught:
+        proxied.get_all_files(str(out))
+    assert caught.value.keys == ["ranged.bin"]
+    assert (out / "ranged.bin").read_bytes() == b"previous version"
+    assert temp_leftovers(out) == []
+    # The ranges still running when the first one failed stop at their next chunk, and the
+    # last one out closes the temporary file's descriptor.
+    deadline = time.monotonic() + 10
+    while _open_descriptors() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _open_descriptors() <= before
 
 
 # -- 3. a server that never answers ---------------------------------------------------------------
