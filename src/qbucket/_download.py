@@ -1,8 +1,8 @@
 """Downloads: atomic, checked, and never outside the target directory.
 
 Bytes go to a hidden temporary file beside the target (``.<name>.qbucket-part-<random>``); the
-size, and the MD5 when the ETag is one, are checked; only then is the file renamed to its final
-name. A failure removes the temporary file. When the listing's ETag is known, the GET is
+size, and the MD5 when the ETag is one (else the SHA-1 qbucket stored at upload, for objects
+fetched in parallel ranges), are checked; only then is the file renamed to its final name. A failure removes the temporary file. When the listing's ETag is known, the GET is
 conditional on it (``If-Match``), so a file is never a mix of two versions of an object.
 Keys obstore cannot name exactly are fetched through boto3.
 """
@@ -201,15 +201,15 @@ async def _stream_into(
     _check(bucket, key, received, body.size, digest.hexdigest() if digest else None, md5_expected)
 
 
-class _InOrderSha1:
-    """The SHA-1 of a file written out of order (parallel ranges), computed as the written
+class _InOrderDigest:
+    """The MD5 or SHA-1 of a file written out of order (parallel ranges), computed as the written
     prefix grows: each extent is hashed once the bytes before it are, from the chunk in hand
     when it is the next one, else read back from the file (page cache). The hashing overlaps
     the download instead of re-reading the whole file at the end."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, algorithm: str) -> None:
         self._fd = fd
-        self._digest = hashlib.sha1()
+        self._digest = hashlib.new(algorithm)
         self._frontier = 0
         self._pending: dict[int, int] = {}  # written, not yet hashed: start -> end
         self._lock = threading.Lock()
@@ -245,8 +245,10 @@ class _RangedFile:
     def __init__(self, fd: int, report: Callable[[int], object]) -> None:
         self.fd = fd
         self.stop = threading.Event()
-        self.stored_sha1: str | None = None  # known after the first range, if qbucket stored it
-        self.hashing = _InOrderSha1(fd)
+        # What the whole file must hash to: the MD5 of a plain ETag, known up front, else the
+        # SHA-1 that qbucket stored at upload, known once the first range answered.
+        self.expected: tuple[str, str] | None = None  # (algorithm, hex digest)
+        self.hashing: _InOrderDigest | None = None
         self.received = 0
         self._report = report
         self._reported = 0
@@ -264,14 +266,14 @@ class _RangedFile:
         try:
             options: Any = {"range": (start, end), "if_match": e_tag}
             result = repeated_in_thread(lambda: get(store, key, options=options))
-            if start == 0 and result.attributes.get(SHA1_METADATA):
-                self.stored_sha1 = str(result.attributes[SHA1_METADATA])
+            if start == 0 and self.expected is None and result.attributes.get(SHA1_METADATA):
+                self.expect("sha1", str(result.attributes[SHA1_METADATA]))
             offset = start
             for chunk in result.stream(min_chunk_size=PART_CHUNK):
                 if self.stop.is_set():
                     return
                 os.pwrite(self.fd, chunk, offset)
-                if self.stored_sha1 is not None:
+                if self.hashing is not None:
                     self.hashing.written(offset, chunk)
                 offset += len(chunk)
                 self._count(len(chunk))
@@ -283,6 +285,11 @@ class _RangedFile:
                 )
         finally:
             self.release()
+
+    def expect(self, algorithm: str, hexdigest: str) -> None:
+        """Check the file against ``hexdigest``: call before any byte is written."""
+        self.expected = (algorithm, hexdigest)
+        self.hashing = _InOrderDigest(self.fd, algorithm)
 
     def _count(self, nbytes: int) -> None:
         with self._lock:
@@ -309,9 +316,10 @@ async def _ranges_into(
     temporary: Path,
     sink: ProgressSink,
 ) -> None:
-    """A large multipart object: parallel ranged GETs, each pinned to ``e_tag`` (If-Match) so
-    that the parts cannot come from two versions, written in place with pwrite. Its ETag is no
-    MD5, so when qbucket stored the content's SHA-1 at upload, the file must match it."""
+    """A large object: parallel ranged GETs, each pinned to ``e_tag`` (If-Match) so that the
+    parts cannot come from two versions, written in place with pwrite. The file must match the
+    MD5 of a plain ETag, else the SHA-1 that qbucket stored at upload, if any (an ETag of
+    parts is no digest of the content)."""
     store = transport.store(bucket)
     loop = asyncio.get_running_loop()
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC  # read back to hash
@@ -319,6 +327,9 @@ async def _ranges_into(
         await in_thread(os.open, temporary, flags, 0o666),
         lambda received: loop.call_soon_threadsafe(sink.update, key, min(received, size - 1), size),
     )
+    md5 = plain_md5_etag(e_tag)
+    if md5 is not None:
+        target.expect("md5", md5)
 
     async def part(start: int) -> None:
         async with transport.ranges:
@@ -326,20 +337,23 @@ async def _ranges_into(
             await in_thread(target.fetch, store, bucket, key, e_tag, start, end)
 
     try:
-        # The first range alone, so that the stored SHA-1 (if any) is known before any other
-        # byte is written: then every chunk is hashed as it lands.
+        # The first range alone, so that a stored SHA-1 is known before any other byte is
+        # written: then every chunk is hashed as it lands.
         await part(0)
         await each_bounded(range(PART, size, PART), part, PART_CONCURRENCY)
     finally:
         target.stop.set()
         target.release()
     _check(bucket, key, target.received, size, None, None)
-    if target.stored_sha1 and target.hashing.hexdigest(size) != target.stored_sha1:
-        raise TransferError(
-            f"download of s3://{bucket}/{key} does not match the SHA-1 stored at its upload",
-            bucket=bucket,
-            key=key,
-        )
+    if target.expected is not None and target.hashing is not None:
+        algorithm, expected = target.expected
+        if target.hashing.hexdigest(size) != expected:
+            what = "the MD5 of its ETag" if algorithm == "md5" else "the SHA-1 stored at its upload"
+            raise TransferError(
+                f"download of s3://{bucket}/{key} does not match {what}",
+                bucket=bucket,
+                key=key,
+            )
 
 
 async def download(
@@ -364,7 +378,6 @@ async def download(
             listed is not None
             and expected_etag
             and listed.size > PARALLEL_THRESHOLD
-            and plain_md5_etag(expected_etag) is None
             and obstore_can_address(key)
         ):
             sink.update(key, 0, listed.size)

@@ -113,18 +113,30 @@ def test_directory_vanishing_mid_walk_raises_and_deletes_nothing(
     assert remote_objects(s3, bucket.uuid) == before
 
 
-def test_ranged_download_that_does_not_match_the_stored_sha1_is_refused(
-    bucket: qbucket.Bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("multipart", "digest"), [(True, "SHA-1"), (False, "MD5")], ids=["parts-sha1", "single-md5"]
+)
+def test_ranged_download_that_does_not_match_its_digest_is_refused(
+    bucket: qbucket.Bucket,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    multipart: bool,
+    digest: str,
 ) -> None:
-    # Parts of a multipart object come back intact in size but one byte differs (a corrupting
-    # proxy, disk or bug): the SHA-1 stored at upload catches it before the rename.
+    # Ranges of a large object come back intact in size but one byte differs (a corrupting
+    # proxy, disk or bug): the digest, hashed in order as the ranges land, catches it before
+    # the rename. That is the SHA-1 stored at upload for an object sent in parts, and the MD5
+    # of the ETag for one sent in a single PUT.
     monkeypatch.setattr(_download, "PARALLEL_THRESHOLD", 6 << 20)
     monkeypatch.setattr(_download, "PART", 2 << 20)
-    monkeypatch.setattr(_transfer, "SINGLE_PUT_LIMIT", 6 << 20)
+    if multipart:
+        monkeypatch.setattr(_transfer, "SINGLE_PUT_LIMIT", 6 << 20)
     data = os.urandom(12 << 20)
     (tmp_path / "src").write_bytes(data)
     bucket.add_file(str(tmp_path / "src"), "big")
     bucket.flush()
+    (listed,) = bucket.list_files()
+    assert ("-" in listed.e_tag) == multipart
     out = tmp_path / "out"
     out.mkdir()
     (out / "big").write_bytes(b"previous")
@@ -143,7 +155,7 @@ def test_ranged_download_that_does_not_match_the_stored_sha1_is_refused(
         bucket.get_all_files(str(out))
     (failure,) = caught.value.failures
     assert corrupted, "no chunk was corrupted: the test proves nothing"
-    assert failure.key == "big" and "SHA-1" in str(failure)
+    assert failure.key == "big" and digest in str(failure)
     assert (out / "big").read_bytes() == b"previous"
     assert sorted(os.listdir(out)) == ["big"]  # no temporary left
 

@@ -803,6 +803,31 @@ def test_failed_download_leaves_no_partial_file_and_keeps_the_old_one(
     assert target.read_bytes() == data
 
 
+def test_large_single_put_object_downloads_in_parallel_ranges_md5_checked(
+    bucket: qbucket.Bucket, s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Other tools send objects of hundreds of MiB in one PUT (rclone up to 200 MiB): those are
+    # fetched in ranges too, and the MD5 of their ETag is checked as the ranges land.
+    from qbucket import _download
+
+    monkeypatch.setattr(_download, "PARALLEL_THRESHOLD", 6 << 20)
+    monkeypatch.setattr(_download, "PART", 2 << 20)
+    data = os.urandom((12 << 20) + 5)
+    s3.put_object(Bucket=bucket.uuid, Key="single.bin", Body=data)
+    ranges: list[int] = []
+    real_fetch = _download._RangedFile.fetch
+
+    def counted(self: Any, store: Any, bucket_: str, key: str, e_tag: str, *span: int) -> None:
+        ranges.append(span[0])
+        real_fetch(self, store, bucket_, key, e_tag, *span)
+
+    monkeypatch.setattr(_download._RangedFile, "fetch", counted)
+    bucket.get_all_files(tmp_path / "out")
+    assert sorted(ranges) == list(range(0, len(data), 2 << 20))
+    assert (tmp_path / "out" / "single.bin").read_bytes() == data
+    assert temp_leftovers(tmp_path) == []
+
+
 def test_large_multipart_object_downloads_in_parallel_ranges_byte_identical(
     bucket: qbucket.Bucket, tmp_path: Path
 ) -> None:
