@@ -5,13 +5,13 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from . import _transfer
-from ._background import BackgroundUploads
 from ._bucket_sync import SyncMethods
 from ._download import download, download_all
 from ._error_mapping import mapped_errors, translate
@@ -37,11 +37,13 @@ from ._progress import ProgressCallback, make_sink
 from ._scan import check_directory, walk_files
 
 if TYPE_CHECKING:
+    from ._background import BackgroundUploads
     from ._connection import Connection
     from ._transport import Transport
 
 Progress = bool | ProgressCallback | None
 PROBE_PREFIX = ".qbucket-existence-probe"
+_QUEUE_LOCK = threading.Lock()  # one background queue per Bucket object, however many threads
 
 
 class Bucket(SyncMethods):
@@ -75,8 +77,7 @@ class Bucket(SyncMethods):
         self._connection = connection
         self._name = name
         self._known_to_exist = False
-        self._uploads = BackgroundUploads(lambda: self._connection.transport, self._name)
-        connection._register(self._uploads)
+        self._upload_queue: BackgroundUploads | None = None
 
     @classmethod
     def _listed(cls, connection: Connection, name: str) -> Bucket:
@@ -175,9 +176,24 @@ class Bucket(SyncMethods):
             f"bucket {self._name!r} does not exist", bucket=self._name, key=key
         )
 
+    @property
+    def _uploads(self) -> BackgroundUploads:
+        """The queue of background uploads, made by the first one: its module (and asyncio, for
+        the transfers) is imported only by programs that upload in the background."""
+        with _QUEUE_LOCK:
+            if self._upload_queue is None:
+                from ._background import BackgroundUploads
+
+                self._upload_queue = BackgroundUploads(
+                    lambda: self._connection.transport, self._name
+                )
+                self._connection._register(self._upload_queue)
+            return self._upload_queue
+
     def _settle(self) -> None:
         """Reads see earlier writes: wait for the background uploads started so far."""
-        self._uploads.wait()
+        if self._upload_queue is not None:
+            self._upload_queue.wait()
 
     def _missing_key_or_bucket(self, error: QBucketError) -> QBucketError:
         """A 404 on an object may mean the bucket is gone (SeaweedFS answers HEAD with a bare 404)."""
@@ -388,7 +404,8 @@ class Bucket(SyncMethods):
         Raises:
             BatchError: one or more uploads failed; ``failures`` has each error, with its key.
         """
-        self._uploads.flush()
+        if self._upload_queue is not None:
+            self._upload_queue.flush()
 
     def update(self, flush: bool = False) -> None:
         """Refresh what is known of the bucket from the server.

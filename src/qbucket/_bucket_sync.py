@@ -260,10 +260,9 @@ class SyncMethods:
         )
         keep = options.path_filter.allows if options.path_filter else None
 
-        async def go() -> tuple[Plan, SyncSummary]:
-            ctx = SyncContext(self._transport, self._name, reporter, cache, sink)
-            return await run_sync(
-                ctx,
+        try:
+            plan, summary = run_sync(
+                SyncContext(self._transport, self._name, reporter, cache, sink),
                 files,
                 prefix,
                 delete_extras=options.delete,
@@ -271,9 +270,6 @@ class SyncMethods:
                 max_delete=options.max_delete,
                 keep=keep,
             )
-
-        try:
-            plan, summary = self._run(go())
         finally:
             sink.close()
             cache.close()

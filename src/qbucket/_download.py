@@ -9,7 +9,6 @@ Keys obstore cannot name exactly are fetched through boto3.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import datetime
@@ -320,6 +319,8 @@ async def _ranges_into(
     parts cannot come from two versions, written in place with pwrite. The file must match the
     MD5 of a plain ETag, else the SHA-1 that qbucket stored at upload, if any (an ETag of
     parts is no digest of the content)."""
+    import asyncio
+
     store = transport.store(bucket)
     loop = asyncio.get_running_loop()
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC  # read back to hash

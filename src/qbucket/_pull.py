@@ -18,7 +18,6 @@ never carries a file out of it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import os
@@ -38,7 +37,7 @@ from ._objects import ObjectSummary
 from ._planner import RemoteEntry, same_content
 from ._progress import ProgressSink
 from ._scan import LocalFile, walk_files
-from ._sync import SourceFile, SyncSummary, _hash_all, check_max_delete
+from ._sync import SourceFile, SyncSummary, check_max_delete, hash_all
 
 if TYPE_CHECKING:
     from ._filters import PathFilter
@@ -190,13 +189,15 @@ async def _digests(
     ctx: PullContext, local: Mapping[str, LocalFile], paths: Sequence[str]
 ) -> tuple[dict[str, Digests], list[QBucketError]]:
     files = [SourceFile(path, local[path].path, local[path].size) for path in paths]
-    entries, failures = await _hash_all(files, ctx.bucket, ctx.cache)
+    entries, failures = await _transfer.in_thread(hash_all, files, ctx.bucket, ctx.cache)
     return {entry.key: entry.digests for entry in entries}, failures
 
 
 async def _stored_sha1s(
     ctx: PullContext, remote: dict[str, RemoteFile], paths: Sequence[str]
 ) -> None:
+    import asyncio
+
     async def one(path: str) -> None:
         key = remote[path].summary.key
         sha1 = await ctx.transport.bounded(_transfer.head_sha1(ctx.transport, ctx.bucket, key))
@@ -215,6 +216,8 @@ async def plan_with_scan(
 ) -> tuple[PullPlan, int]:
     """List, walk, hash what must be, plan. Returns the plan and how many objects the filter
     excluded. Changes nothing."""
+    import asyncio
+
     keep = path_filter.allows if path_filter else None
     walk = asyncio.ensure_future(_transfer.in_thread(scan_local, root, path_filter))
     try:

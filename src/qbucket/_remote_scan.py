@@ -8,18 +8,19 @@ must not depend on the server's sort order: S3 sorts keys by bytes, SeaweedFS wa
 
 A delimiter listing gives an exact split instead: under a prefix, every key either has no ``/``
 after it (it is listed right there) or belongs to exactly one common prefix ``prefix + name + /``.
-Those are then listed in full, ``LIST_CONCURRENCY`` at a time, each by its own kept-alive
-connection (unless there are so many that one plain listing is cheaper). The caller receives
-each page as it arrives: nothing here holds the listing.
+Those are then listed in full, ``LIST_CONCURRENCY`` at a time from as many threads, each by its
+own kept-alive connection (unless there are so many that one plain listing is cheaper). The
+caller receives each page as it arrives: nothing here holds the listing.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 
 from ._error_mapping import translate
 from ._listing import Listed, Lister, Page
-from ._transfer import each_bounded, in_thread
+from ._threads import each_in_threads
 from ._transport import Transport
 
 PageHandler = Callable[[list[Listed]], None]
@@ -32,31 +33,38 @@ MAX_DESCENT = 4
 MAX_SPLIT = 64
 
 
-async def _each_page(pages: Iterator[Page], on_page: PageHandler) -> list[str]:
-    """Hand every page's objects to ``on_page`` (on the loop thread); return the common
-    prefixes."""
+def _each_page(pages: Iterator[Page], on_page: PageHandler) -> list[str]:
+    """Hand every page's objects to ``on_page``; return the common prefixes."""
     prefixes: list[str] = []
-    while (page := await in_thread(next, pages, None)) is not None:
+    for page in pages:
         if page.objects:
             on_page(page.objects)
         prefixes += page.prefixes
     return prefixes
 
 
-async def scan_scope(transport: Transport, bucket: str, prefix: str, on_page: PageHandler) -> None:
-    """Every object whose key starts with ``prefix``, exactly once, page by page.
+def scan_scope(transport: Transport, bucket: str, prefix: str, on_page: PageHandler) -> None:
+    """Every object whose key starts with ``prefix``, exactly once, page by page (blocking).
+    ``on_page`` is called from several threads, never two at once.
 
     Raises:
         QBucketError: a listing request failed (after retries).
     """
     made: list[Lister] = []
     idle: list[Lister] = []
+    lock = threading.Lock()
+    delivering = threading.Lock()
 
     def checkout() -> Lister:
-        if idle:
-            return idle.pop()
-        made.append(transport.lister())
-        return made[-1]
+        with lock:
+            if idle:
+                return idle.pop()
+            made.append(transport.lister())
+            return made[-1]
+
+    def deliver(objects: list[Listed]) -> None:
+        with delivering:
+            on_page(objects)
 
     try:
         lister = checkout()
@@ -66,9 +74,9 @@ async def scan_scope(transport: Transport, bucket: str, prefix: str, on_page: Pa
 
             def counted(objects: list[Listed], found: list[int] = found) -> None:
                 found.append(len(objects))
-                on_page(objects)
+                deliver(objects)
 
-            prefixes = await _each_page(lister.listing(bucket, level, delimiter="/"), counted)
+            prefixes = _each_page(lister.listing(bucket, level, delimiter="/"), counted)
             if len(prefixes) != 1 or found:
                 break
             level = prefixes[0]
@@ -79,18 +87,19 @@ async def scan_scope(transport: Transport, bucket: str, prefix: str, on_page: Pa
             def below(objects: list[Listed], start: int = len(level)) -> None:
                 deeper = [listed for listed in objects if "/" in listed.key[start:]]
                 if deeper:
-                    on_page(deeper)
+                    deliver(deeper)
 
-            await _each_page(lister.listing(bucket, level), below)
+            _each_page(lister.listing(bucket, level), below)
             return
         idle.append(lister)
 
-        async def list_prefix(sub: str) -> None:
+        def list_prefix(sub: str) -> None:
             worker = checkout()
-            await _each_page(worker.listing(bucket, sub), on_page)
-            idle.append(worker)
+            _each_page(worker.listing(bucket, sub), deliver)
+            with lock:
+                idle.append(worker)
 
-        await each_bounded(prefixes, list_prefix, LIST_CONCURRENCY)
+        each_in_threads(prefixes, list_prefix, LIST_CONCURRENCY)
     except Exception as exc:
         raise translate(exc, action="list", bucket=bucket, key=prefix or None) from exc
     finally:

@@ -2,7 +2,7 @@
 
 Order of work, so that a failure never loses data:
 
-1. list the remote scope while the local files are hashed;
+1. list the remote scope while the local files are hashed (plain threads: see :mod:`._threads`);
 2. plan (pure, :mod:`qbucket._planner`); read the stored SHA-1 of the few objects the listing
    cannot settle, and plan again;
 3. check the plan against ``max_delete`` (:class:`TooManyDeletesError` before any change);
@@ -17,7 +17,6 @@ alone: neither compared nor deleted.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import os
 import time
@@ -33,6 +32,7 @@ from ._listing import Listed
 from ._planner import SAME_AS_LOCAL, Copy, LocalEntry, Plan, RemoteEntry, Upload, plan_sync
 from ._progress import ProgressSink
 from ._remote_scan import scan_scope
+from ._threads import InThread, each_in_threads
 
 if TYPE_CHECKING:
     from ._pull import PullPlan
@@ -44,7 +44,7 @@ HASH_CONCURRENCY = 4
 HASH_BATCH = 128
 HASH_BATCH_BYTES = 32 << 20
 LOOKUP_BATCH = 500  # files per digest-cache query
-LOOKUP_CHUNK = 5000  # files per executor call of cache lookups (published to the listing)
+LOOKUP_CHUNK = 5000  # files looked up in the cache between two publications to the listing
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,7 +139,7 @@ def _cached_digests(
 def _digest_batch(
     batch: Sequence[SourceFile], bucket: str, cache: HashCache
 ) -> list[LocalEntry | QBucketError]:
-    """Read and digest a batch of files (blocking: runs in the executor), and remember the
+    """Read and digest a batch of files (blocking: runs on a worker thread), and remember the
     digests of those that did not change while read. Batches, not one task per file: for small
     files the per-task overhead costs several times the hashing."""
     out: list[LocalEntry | QBucketError] = []
@@ -173,21 +173,20 @@ def _batches(files: Sequence[SourceFile]) -> list[list[SourceFile]]:
     return batches
 
 
-async def _hash_all(
+def hash_all(
     files: Sequence[SourceFile],
     bucket: str,
     cache: HashCache,
     found: dict[str, LocalEntry] | None = None,
 ) -> tuple[list[LocalEntry], list[QBucketError]]:
-    """Digests of every file: from the cache where the stat matches, else read. Entries are
-    also put in ``found`` as they come, for a listing running meanwhile to compare against."""
+    """Digests of every file: from the cache where the stat matches, else read (blocking).
+    Entries are also put in ``found`` as they come, for a listing running meanwhile on another
+    thread to compare against."""
     entries: list[LocalEntry] = []
     failures: list[QBucketError] = []
     misses: list[SourceFile] = []
     for start in range(0, len(files), LOOKUP_CHUNK):
-        hits, errors, missed = await _transfer.in_thread(
-            _cached_digests, files[start : start + LOOKUP_CHUNK], bucket, cache
-        )
+        hits, errors, missed = _cached_digests(files[start : start + LOOKUP_CHUNK], bucket, cache)
         entries += hits
         failures += errors
         misses += missed
@@ -195,19 +194,19 @@ async def _hash_all(
             found.update((entry.key, entry) for entry in hits)
     results: list[list[LocalEntry | QBucketError]] = []
 
-    async def one(batch: Sequence[SourceFile]) -> None:
-        result = await _transfer.in_thread(_digest_batch, batch, bucket, cache)
+    def one(batch: Sequence[SourceFile]) -> None:
+        result = _digest_batch(batch, bucket, cache)
         results.append(result)
         if found is not None:
             found.update((item.key, item) for item in result if isinstance(item, LocalEntry))
 
-    await _transfer.each_bounded(_batches(misses), one, HASH_CONCURRENCY)
+    each_in_threads(_batches(misses), one, HASH_CONCURRENCY)
     entries += [item for result in results for item in result if isinstance(item, LocalEntry)]
     failures += [item for result in results for item in result if isinstance(item, QBucketError)]
     return entries, failures
 
 
-async def _list_scope(
+def _list_scope(
     ctx: SyncContext, prefix: str, found: Mapping[str, LocalEntry]
 ) -> dict[str, RemoteEntry]:
     """The scope's objects by key, compared as they arrive: one whose size and MD5 ETag match
@@ -229,12 +228,14 @@ async def _list_scope(
             else:
                 remote[listed.key] = RemoteEntry(listed.key, listed.size, listed.e_tag)
 
-    await scan_scope(ctx.transport, ctx.bucket, prefix, add)
+    scan_scope(ctx.transport, ctx.bucket, prefix, add)
     return remote
 
 
 async def _resolve(ctx: SyncContext, remote: dict[str, RemoteEntry], keys: list[str]) -> None:
     """Fill in the stored SHA-1 of objects the listing could not settle (one HEAD each)."""
+
+    import asyncio
 
     async def one(key: str) -> None:
         sha1 = await ctx.transport.bounded(_transfer.head_sha1(ctx.transport, ctx.bucket, key))
@@ -278,7 +279,7 @@ async def _run_all(
     return done, failures
 
 
-async def run_sync(
+def run_sync(
     ctx: SyncContext,
     files: Sequence[SourceFile],
     prefix: str,
@@ -288,7 +289,10 @@ async def run_sync(
     max_delete: int | None = None,
     keep: Callable[[str], bool] | None = None,
 ) -> tuple[Plan, SyncSummary]:
-    """Mirror ``files`` (key, local path) onto the scope ``prefix`` of the bucket.
+    """Mirror ``files`` (key, local path) onto the scope ``prefix`` of the bucket (blocking).
+
+    The scan and the plan run on plain threads; the transfer loop is used only for requests
+    beyond the listing, so a sync with nothing to do never starts it.
 
     Args:
         delete_extras: delete the objects of the scope that are not in ``files``.
@@ -302,17 +306,17 @@ async def run_sync(
     """
     started = time.perf_counter()
     hashed: dict[str, LocalEntry] = {}
-    listing = asyncio.ensure_future(_list_scope(ctx, prefix, hashed))
+    listing = InThread(_list_scope, ctx, prefix, hashed)
     try:
-        local, failures = await _hash_all(files, ctx.bucket, ctx.cache, hashed)
+        local, failures = hash_all(files, ctx.bucket, ctx.cache, hashed)
     finally:
-        remote = await listing
+        remote = listing.result()
     del hashed
     if keep is not None:
         remote = {key: entry for key, entry in remote.items() if keep(key[len(prefix) :])}
     plan = plan_sync(local, remote, delete_extras=delete_extras)
     if plan.unresolved:
-        await _resolve(ctx, remote, plan.unresolved)
+        ctx.transport.run(_resolve(ctx, remote, plan.unresolved))
         plan = plan_sync(local, remote, delete_extras=delete_extras)
     if failures:
         # Part of the tree could not be read: its objects must not be taken for extras.
@@ -323,10 +327,31 @@ async def run_sync(
         return plan, dataclasses.replace(summary, dry_run=True, failures=tuple(failures))
 
     ctx.sink.add_total(len(plan.uploads), plan.bytes_to_upload)
+    done: list[Upload | Copy] = []
+    if plan.uploads or plan.copies:
+        done, errors = ctx.transport.run(_send(ctx, plan))
+        failures += errors
+    if failures:
+        raise BatchError(
+            f"sync to s3://{ctx.bucket}/{prefix} failed for {len(failures)} file(s); "
+            "no remote file was deleted",
+            failures,
+            bucket=ctx.bucket,
+        )
+    if plan.deletes:
+        ctx.transport.run(_transfer.delete_objects(ctx.transport, ctx.bucket, plan.deletes))
+        if ctx.report:
+            for key in plan.deletes:
+                ctx.report(f"delete s3://{ctx.bucket}/{key}")
+    return plan, _summary(plan, done, len(plan.deletes), started)
+
+
+async def _send(ctx: SyncContext, plan: Plan) -> tuple[list[Upload | Copy], list[QBucketError]]:
+    """The uploads and copies of ``plan``: copies of what is uploaded here come after it, and
+    are skipped (as failures) when their source failed."""
     first: list[Upload | Copy] = [*plan.uploads, *(c for c in plan.copies if not c.after_upload)]
-    done, errors = await _run_all(ctx, first)
-    failures += errors
-    failed = {error.key for error in errors}
+    done, failures = await _run_all(ctx, first)
+    failed = {error.key for error in failures}
     later = [c for c in plan.copies if c.after_upload]
     second = [c for c in later if c.source not in failed]
     skipped = [c for c in later if c.source in failed]
@@ -337,19 +362,7 @@ async def run_sync(
         TransferError(f"not copied: its source {c.source!r} failed", bucket=ctx.bucket, key=c.key)
         for c in skipped
     ]
-    if failures:
-        raise BatchError(
-            f"sync to s3://{ctx.bucket}/{prefix} failed for {len(failures)} file(s); "
-            "no remote file was deleted",
-            failures,
-            bucket=ctx.bucket,
-        )
-    if plan.deletes:
-        await _transfer.delete_objects(ctx.transport, ctx.bucket, plan.deletes)
-        if ctx.report:
-            for key in plan.deletes:
-                ctx.report(f"delete s3://{ctx.bucket}/{key}")
-    return plan, _summary(plan, done, len(plan.deletes), started)
+    return done, failures
 
 
 def check_max_delete(count: int, limit: int | None, scope: str, examples: Sequence[str]) -> None:

@@ -9,7 +9,6 @@ in the loop's default executor, so the loop keeps many requests in flight.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import os
 import time
@@ -25,6 +24,9 @@ from ._objects import ObjectSummary
 from ._transport import Transport
 
 T = TypeVar("T")
+
+# The coroutines here import asyncio where they use it: they run only on the transfer loop, and a
+# sync that has nothing to send plans on plain threads without ever importing it (_threads).
 
 # Below this size a file is read into memory and sent in one PUT; above, obstore streams it in
 # parallel multipart chunks from the file.
@@ -55,6 +57,8 @@ async def repeated(work: Callable[[], Awaitable[T]], *, connection_errors: bool 
     """``await work()``, again after the faults obstore does not retry (see EXTRA_ATTEMPTS).
     ``work`` must be idempotent; ``connection_errors`` also repeats it after a dropped
     connection (for POSTs, which obstore leaves alone)."""
+    import asyncio
+
     delay = EXTRA_BACKOFF_S
     for attempt in range(1, EXTRA_ATTEMPTS + 1):
         try:
@@ -91,6 +95,8 @@ def _attributes(digests: Digests) -> dict[str, str]:
 
 async def in_thread(function: Callable[..., T], *args: Any) -> T:
     """Run blocking ``function(*args)`` in the loop's executor."""
+    import asyncio
+
     return await asyncio.get_running_loop().run_in_executor(None, function, *args)
 
 
@@ -99,6 +105,8 @@ async def each_bounded(
 ) -> None:
     """``await work(item)`` for every item, ``workers`` at a time. Unlike gathering one task per
     item, memory stays flat however many items there are (100k files: no 100k coroutines)."""
+    import asyncio
+
     iterator = iter(items)
 
     async def worker() -> None:

@@ -4,7 +4,7 @@ Measured against SeaweedFS on 2 cores: obstore's async API puts 2000 small objec
 lists 2000 keys in ~0.02 s, where a boto3 client shared by 16 threads needs ~3 s and ~0.13 s, and
 ``import boto3`` plus a client cost ~0.4 s before the first request. So the object data path
 (list, put, get, copy, delete) runs on obstore, driven by one asyncio loop in a daemon thread per
-:class:`Transport`; boto3 is imported only for what obstore lacks (bucket create/delete/list) and
+:class:`Transport`, started by the first transfer; boto3 is imported only for what obstore lacks (bucket create/delete/list) and
 for the ``s3client`` / ``s3resource`` escape hatches.
 
 Both clients are configured deliberately: path-style addressing, no inherited ``AWS_*`` session
@@ -15,8 +15,6 @@ S3-compatible servers reject the CRC headers botocore now sends by default.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextlib
 import datetime
 import os
@@ -25,6 +23,9 @@ from collections.abc import Awaitable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
+    import asyncio
+    import concurrent.futures
+
     from mypy_boto3_s3 import S3Client, S3ServiceResource
     from obstore.store import S3Store
 
@@ -152,6 +153,10 @@ class Transport:
             )
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        # asyncio is imported here, with the first transfer: a sync with nothing to send plans
+        # on plain threads (see _threads) and never pays its import (~45 ms).
+        import asyncio
+
         self._check_fork()
         with self._lock:
             if self._loop is None:
@@ -200,6 +205,8 @@ class Transport:
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Schedule ``coro`` on the loop thread; the future completes with its result."""
+        import asyncio
+
         loop = self._ensure_loop()
         if threading.current_thread() is self._thread:
             coro.close()
@@ -271,6 +278,8 @@ class Transport:
             self._stores.clear()
             client, self._client, self._resource = self._client, None, None
         if loop is not None and thread is not None and self._pid == os.getpid():
+            import asyncio
+
             # The executor's worker threads (file reads, listing pages) end with the loop, not
             # whenever the garbage collector gets to them: a closed Connection leaves no thread.
             joined = asyncio.run_coroutine_threadsafe(loop.shutdown_default_executor(), loop)

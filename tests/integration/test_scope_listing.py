@@ -39,7 +39,7 @@ def _scan(bucket: qbucket.Bucket, prefix: str) -> list[str]:
         keys.extend(listed.key for listed in objects)
 
     transport = bucket._transport
-    transport.run(scan_scope(transport, bucket.uuid, prefix, add))
+    scan_scope(transport, bucket.uuid, prefix, add)
     return keys
 
 

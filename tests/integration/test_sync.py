@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -284,3 +287,33 @@ def test_sync_files_refuses_two_names_for_one_key(
         bucket.sync_files({"a": str(src / "x"), "/a": str(src / "y")})
     assert "a" in str(info.value)
     assert remote_objects(s3, bucket.uuid) == {}
+
+
+NO_OP_SYNC = """
+import json, sys, qbucket
+endpoint, access, secret, bucket, tree = sys.argv[1:]
+with qbucket.Connection(endpoint, access, secret) as conn:
+    summary = qbucket.Bucket(conn, bucket, create=False).sync_directory(tree)
+loaded = [name for name in ("asyncio", "obstore", "boto3") if name in sys.modules]
+print(json.dumps({"unchanged": summary.unchanged, "uploaded": summary.uploaded, "loaded": loaded}))
+"""
+
+
+def test_sync_with_nothing_to_do_imports_no_transfer_machinery(
+    s3_server: Any, bucket: qbucket.Bucket, tmp_path: Path
+) -> None:
+    # A no-op resync is start-up bound: it plans on plain threads and never imports asyncio
+    # (nor obstore or boto3), which a sync that sends something needs.
+    src = make_tree(tmp_path / "src", {f"d{i % 3}/f{i}": b"%d" % i for i in range(30)})
+    argv = [sys.executable, "-c", NO_OP_SYNC, s3_server.endpoint, s3_server.access_key]
+    argv += [s3_server.secret_key, bucket.uuid, str(src)]
+
+    def run() -> dict[str, Any]:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True)
+        result: dict[str, Any] = json.loads(done.stdout)
+        return result
+
+    first = run()
+    assert first["uploaded"] == 30 and "asyncio" in first["loaded"]
+    second = run()
+    assert second == {"unchanged": 30, "uploaded": 0, "loaded": []}
