@@ -241,7 +241,9 @@ class _RangedFile:
     a cancellation, never writes through a descriptor number that was closed and reused; it
     notices :attr:`stop` at its next chunk."""
 
-    def __init__(self, fd: int, report: Callable[[int], object]) -> None:
+    def __init__(
+        self, fd: int, report: Callable[[int], object], answered: Callable[[], object]
+    ) -> None:
         self.fd = fd
         self.stop = threading.Event()
         # What the whole file must hash to: the MD5 of a plain ETag, known up front, else the
@@ -250,6 +252,7 @@ class _RangedFile:
         self.hashing: _InOrderDigest | None = None
         self.received = 0
         self._report = report
+        self._answered = answered  # called once the first range's answer is in
         self._reported = 0
         self._users = 1  # the coroutine that opened it
         self._lock = threading.Lock()
@@ -265,8 +268,10 @@ class _RangedFile:
         try:
             options: Any = {"range": (start, end), "if_match": e_tag}
             result = repeated_in_thread(lambda: get(store, key, options=options))
-            if start == 0 and self.expected is None and result.attributes.get(SHA1_METADATA):
-                self.expect("sha1", str(result.attributes[SHA1_METADATA]))
+            if start == 0:
+                if self.expected is None and result.attributes.get(SHA1_METADATA):
+                    self.expect("sha1", str(result.attributes[SHA1_METADATA]))
+                self._answered()
             offset = start
             for chunk in result.stream(min_chunk_size=PART_CHUNK):
                 if self.stop.is_set():
@@ -324,9 +329,11 @@ async def _ranges_into(
     store = transport.store(bucket)
     loop = asyncio.get_running_loop()
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC  # read back to hash
+    answered = asyncio.Event()
     target = _RangedFile(
         await in_thread(os.open, temporary, flags, 0o666),
         lambda received: loop.call_soon_threadsafe(sink.update, key, min(received, size - 1), size),
+        lambda: loop.call_soon_threadsafe(answered.set),
     )
     md5 = plain_md5_etag(e_tag)
     if md5 is not None:
@@ -337,12 +344,20 @@ async def _ranges_into(
             end = min(start + PART, size)
             await in_thread(target.fetch, store, bucket, key, e_tag, start, end)
 
+    # The first range starts alone and the others once its answer is in, so that a stored SHA-1
+    # is known before any other byte is written: then every chunk is hashed as it lands.
+    # (Waiting for the whole first range instead cost ~0.1 s on 2 x 256 MiB.)
+    first = asyncio.ensure_future(part(0))
     try:
-        # The first range alone, so that a stored SHA-1 is known before any other byte is
-        # written: then every chunk is hashed as it lands.
-        await part(0)
+        heard = asyncio.ensure_future(answered.wait())
+        await asyncio.wait([first, heard], return_when=asyncio.FIRST_COMPLETED)
+        heard.cancel()
+        if first.done():
+            first.result()  # its error, if it failed before answering
         await each_bounded(range(PART, size, PART), part, PART_CONCURRENCY)
+        await first
     finally:
+        first.cancel()  # if still running after another range failed: its thread sees stop
         target.stop.set()
         target.release()
     _check(bucket, key, target.received, size, None, None)

@@ -5,9 +5,11 @@ completely deletes nothing."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import obstore
 import pytest
 
 import qbucket
@@ -140,17 +142,27 @@ def test_ranged_download_that_does_not_match_its_digest_is_refused(
     out = tmp_path / "out"
     out.mkdir()
     (out / "big").write_bytes(b"previous")
-    real_pwrite = os.pwrite
-    corrupted: list[int] = []
+    real_get = obstore.get
+    corrupted: list[tuple[int, int]] = []
 
-    def corrupting(fd: int, chunk: Any, offset: int) -> int:
-        if offset >= 4 << 20 and not corrupted:  # one chunk after the first part: flip a bit
-            corrupted.append(offset)
-            chunk = bytes([chunk[0] ^ 1]) + bytes(chunk)[1:]
-        return real_pwrite(fd, chunk, offset)
+    class Corrupting:  # a range's answer whose first chunk has one bit flipped
+        def __init__(self, answer: Any, start: int) -> None:
+            self.attributes = answer.attributes
+            self._answer, self._start = answer, start
 
-    monkeypatch.setattr(_download.os, "pwrite", corrupting)
-    monkeypatch.setattr(_download, "PART_CHUNK", 1 << 20)
+        def stream(self, **options: Any) -> Iterator[bytes]:
+            for n, chunk in enumerate(self._answer.stream(**options)):
+                if n == 0:
+                    corrupted.append((self._start, len(chunk)))
+                    chunk = bytes([chunk[0] ^ 1]) + bytes(chunk)[1:]
+                yield chunk
+
+    def corrupting_get(store: Any, key: str, *, options: Any) -> Any:
+        start = options["range"][0]
+        answer = real_get(store, key, options=options)
+        return Corrupting(answer, start) if start == 4 << 20 and not corrupted else answer
+
+    monkeypatch.setattr(obstore, "get", corrupting_get)
     with pytest.raises(qbucket.BatchError) as caught:
         bucket.get_all_files(str(out))
     (failure,) = caught.value.failures
@@ -159,6 +171,6 @@ def test_ranged_download_that_does_not_match_its_digest_is_refused(
     assert (out / "big").read_bytes() == b"previous"
     assert sorted(os.listdir(out)) == ["big"]  # no temporary left
 
-    monkeypatch.setattr(_download.os, "pwrite", real_pwrite)
+    monkeypatch.setattr(obstore, "get", real_get)
     bucket.get_all_files(str(out))
     assert (out / "big").read_bytes() == data
