@@ -5,6 +5,7 @@ completely deletes nothing."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -58,13 +59,17 @@ def test_file_modified_during_upload_is_not_recorded_and_the_next_sync_sends_it(
 ) -> None:
     tree = make_tree(tmp_path / "tree", {"a.txt": b"first version", "b.txt": b"steady"})
     victim = str(tree / "a.txt")
+    an_hour_ago = time.time() - 3600
+    for name in ("a.txt", "b.txt"):  # old enough to be remembered by the digest cache
+        os.utime(tree / name, (an_hour_ago, an_hour_ago))
     real_read = _transfer._read_small_file
 
     def read_then_someone_writes(path: str) -> Any:
         result = real_read(path)
         if path == victim:
-            with open(path, "ab") as stream:  # another program appends meanwhile
+            with open(path, "ab") as stream:  # another program appends meanwhile...
                 stream.write(b" + more")
+            os.utime(path, (an_hour_ago, an_hour_ago))  # ...and puts the old mtime back
         return result
 
     monkeypatch.setattr(_transfer, "_read_small_file", read_then_someone_writes)
@@ -73,13 +78,14 @@ def test_file_modified_during_upload_is_not_recorded_and_the_next_sync_sends_it(
     (failure,) = caught.value.failures
     assert failure.path == victim and "changed while it was uploaded" in str(failure)
 
-    cache_file = Path(os.environ["QBUCKET_HOME"]) / "cache" / "digests.sqlite"
-    if cache_file.exists():  # the digests of what was sent are not taken for the file's
-        cache = HashCache(cache_file)
-        try:
-            assert cache.lookup(os.path.abspath(victim), os.stat(victim)) is None
-        finally:
-            cache.close()
+    # The digests of what was sent are not taken for the file's; the steady file's are kept.
+    cache = HashCache(Path(os.environ["QBUCKET_HOME"]) / "cache" / "digests.sqlite")
+    try:
+        assert cache.lookup(os.path.abspath(victim), os.stat(victim)) is None
+        steady = str(tree / "b.txt")
+        assert cache.lookup(os.path.abspath(steady), os.stat(steady)) is not None
+    finally:
+        cache.close()
 
     monkeypatch.setattr(_transfer, "_read_small_file", real_read)
     bucket.sync_directory(str(tree))

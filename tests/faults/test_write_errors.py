@@ -3,10 +3,12 @@
 The fault is injected at the file-descriptor level without privileges: the downloading process
 runs with RLIMIT_FSIZE below one object's size (and SIGXFSZ ignored), so its writes past the limit
 fail with EFBIG as they would with ENOSPC. The object gets a clear error naming it, no partial
-file appears, the previous file of that name is kept, and the other objects are downloaded."""
+file appears, the previous file of that name is kept, and the other objects are downloaded.
+ENOSPC and EIO themselves are raised in-process where the bytes meet the descriptor."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -14,7 +16,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import qbucket
+from qbucket import _download
 from qbucket._scan import is_download_temporary
 from qbucket._server import ServerInfo
 
@@ -74,3 +79,55 @@ def test_write_error_mid_download_names_the_object_and_spares_the_rest(
     assert (out / "b" / "small-2").read_bytes() == objects["b/small-2"]
     leftovers = [p.name for p in out.rglob("*") if is_download_temporary(p.name)]
     assert leftovers == []
+
+
+def test_enospc_and_eio_at_the_descriptor_fail_only_their_object(
+    bucket: qbucket.Bucket, s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The other two errnos of case 8, injected where the bytes meet the file: os.write of a small
+    # object fails with ENOSPC (disk full), os.pwrite of a range of a large one with EIO.
+    monkeypatch.setattr(_download, "PARALLEL_THRESHOLD", 6 << 20)
+    monkeypatch.setattr(_download, "PART", 2 << 20)
+    objects = {"ok": os.urandom(50_000), "full": os.urandom(50_000), "broken": os.urandom(9 << 20)}
+    for key, data in objects.items():
+        s3.put_object(Bucket=bucket.uuid, Key=key, Body=data)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "full").write_bytes(b"the previous full")
+    real_write, real_pwrite = os.write, os.pwrite
+    injected: list[str] = []
+
+    def target_of(fd: int) -> str:
+        try:
+            return os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            return ""
+
+    def write(fd: int, data: Any) -> int:
+        if ".full.qbucket-part-" in target_of(fd):
+            injected.append("ENOSPC")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    def pwrite(fd: int, data: Any, offset: int) -> int:
+        if ".broken.qbucket-part-" in target_of(fd):
+            injected.append("EIO")
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(os, "write", write)
+    monkeypatch.setattr(os, "pwrite", pwrite)
+    with pytest.raises(qbucket.BatchError) as caught:
+        bucket.get_all_files(out)
+    monkeypatch.setattr(os, "write", real_write)
+    monkeypatch.setattr(os, "pwrite", real_pwrite)
+
+    assert {"ENOSPC", "EIO"} <= set(injected), "a fault was not injected: the test proves nothing"
+    messages = {failure.key: str(failure) for failure in caught.value.failures}
+    assert set(messages) == {"full", "broken"}
+    assert "full" in messages["full"] and "no space" in messages["full"].lower()
+    assert "broken" in messages["broken"] and "input/output" in messages["broken"].lower()
+    assert (out / "full").read_bytes() == b"the previous full"  # no partial file under the name
+    assert not (out / "broken").exists()
+    assert (out / "ok").read_bytes() == objects["ok"]
+    assert [p.name for p in out.iterdir() if is_download_temporary(p.name)] == []

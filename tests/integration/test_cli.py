@@ -76,6 +76,18 @@ def test_help_exits_0(tmp_path: Path) -> None:
         assert action in server_help.stdout
 
 
+def test_installed_console_script_runs(tmp_path: Path) -> None:
+    # The `qbucket` command pip installs beside the interpreter, not only `python -m qbucket`.
+    script = Path(sys.executable).with_name("qbucket")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "QBUCKET_"))}
+    env["QBUCKET_HOME"] = str(tmp_path)
+    done = subprocess.run(
+        [str(script), "sync", "--help"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "--dry-run" in done.stdout and "--max-delete" in done.stdout
+
+
 def test_unknown_command_exits_2(tmp_path: Path) -> None:
     done = qbucket_cli("frobnicate", home=tmp_path)
     assert done.returncode == 2
