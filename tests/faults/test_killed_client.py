@@ -70,7 +70,9 @@ def _final_files(root: Path) -> dict[str, bytes]:
 def test_killed_mid_download(
     s3_server: ServerInfo, bucket: qbucket.Bucket, s3: Any, tmp_path: Path
 ) -> None:
-    objects = {f"d{i % 4}/f{i:03d}": os.urandom(3 << 20) for i in range(60)}
+    # 12 MiB objects are streamed to their temporaries (not written in one go), so the kill
+    # leaves some behind, as a real interruption would.
+    objects = {f"d{i % 4}/f{i:03d}": os.urandom(12 << 20) for i in range(16)}
     for key, data in objects.items():
         s3.put_object(Bucket=bucket.uuid, Key=key, Body=data)
     out = tmp_path / "out"
@@ -84,6 +86,8 @@ def test_killed_mid_download(
 
     got = _final_files(out)
     assert 0 < len(got) < len(objects)
+    leftovers = [p for p in out.rglob("*") if is_download_temporary(p.name)]
+    assert leftovers, "the kill left no temporary file: the test proves nothing"
     for name, data in got.items():
         assert data == objects[name], f"{name} is under its final name but incomplete"
 
