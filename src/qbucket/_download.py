@@ -2,8 +2,9 @@
 
 Bytes go to a hidden temporary file beside the target (``.<name>.qbucket-part-<random>``); the
 size, and the MD5 when the ETag is one (else the SHA-1 qbucket stored at upload, for objects
-fetched in parallel ranges), are checked; only then is the file renamed to its final name. A failure removes the temporary file. When the listing's ETag is known, the GET is
-conditional on it (``If-Match``), so a file is never a mix of two versions of an object.
+fetched in parallel ranges), are checked; only then is the file renamed to its final name. A
+failure removes the temporary file. When the listing's ETag is known, the GET is conditional on
+it (``If-Match``), so a file is never a mix of two versions of an object.
 Keys obstore cannot name exactly are fetched through boto3.
 """
 

@@ -4,8 +4,8 @@ Measured against SeaweedFS on 2 cores: obstore's async API puts 2000 small objec
 lists 2000 keys in ~0.02 s, where a boto3 client shared by 16 threads needs ~3 s and ~0.13 s, and
 ``import boto3`` plus a client cost ~0.4 s before the first request. So the object data path
 (list, put, get, copy, delete) runs on obstore, driven by one asyncio loop in a daemon thread per
-:class:`Transport`, started by the first transfer; boto3 is imported only for what obstore lacks (bucket create/delete/list) and
-for the ``s3client`` / ``s3resource`` escape hatches.
+:class:`Transport`, started by the first transfer; boto3 is imported only for what obstore lacks
+(bucket create/delete/list) and for the ``s3client`` / ``s3resource`` escape hatches.
 
 Both clients are configured deliberately: path-style addressing, no inherited ``AWS_*`` session
 token or payer settings, bounded retries with backoff, timeouts that turn a dead server into an
