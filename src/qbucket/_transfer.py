@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -53,40 +53,40 @@ def _worth_repeating(exc: BaseException, *, connection_errors: bool) -> bool:
     return connection_errors and "error sending request" in text
 
 
+def _backoff() -> Iterator[float]:
+    """The pauses between the attempts of :func:`repeated` (one fewer than EXTRA_ATTEMPTS)."""
+    delay = EXTRA_BACKOFF_S
+    for _ in range(EXTRA_ATTEMPTS - 1):
+        yield delay
+        delay *= 2
+
+
 async def repeated(work: Callable[[], Awaitable[T]], *, connection_errors: bool = False) -> T:
     """``await work()``, again after the faults obstore does not retry (see EXTRA_ATTEMPTS).
     ``work`` must be idempotent; ``connection_errors`` also repeats it after a dropped
     connection (for POSTs, which obstore leaves alone)."""
     import asyncio
 
-    delay = EXTRA_BACKOFF_S
-    for attempt in range(1, EXTRA_ATTEMPTS + 1):
+    for pause in _backoff():
         try:
             return await work()
         except Exception as exc:
-            if attempt == EXTRA_ATTEMPTS or not _worth_repeating(
-                exc, connection_errors=connection_errors
-            ):
+            if not _worth_repeating(exc, connection_errors=connection_errors):
                 raise
-        await asyncio.sleep(delay)
-        delay *= 2
-    raise AssertionError("unreachable")
+        await asyncio.sleep(pause)
+    return await work()
 
 
 def repeated_in_thread(work: Callable[[], T], *, connection_errors: bool = False) -> T:
     """:func:`repeated` for blocking ``work``, in a worker thread."""
-    delay = EXTRA_BACKOFF_S
-    for attempt in range(1, EXTRA_ATTEMPTS + 1):
+    for pause in _backoff():
         try:
             return work()
         except Exception as exc:
-            if attempt == EXTRA_ATTEMPTS or not _worth_repeating(
-                exc, connection_errors=connection_errors
-            ):
+            if not _worth_repeating(exc, connection_errors=connection_errors):
                 raise
-        time.sleep(delay)
-        delay *= 2
-    raise AssertionError("unreachable")
+        time.sleep(pause)
+    return work()
 
 
 def _attributes(digests: Digests) -> dict[str, str]:
