@@ -207,8 +207,10 @@ class _InOrderDigest:
     when it is the next one, else read back from the file (page cache). The hashing overlaps
     the download instead of re-reading the whole file at the end."""
 
-    def __init__(self, fd: int, algorithm: str) -> None:
+    def __init__(self, fd: int, algorithm: str, expected: str) -> None:
         self._fd = fd
+        self.algorithm = algorithm
+        self._expected = expected
         self._digest = hashlib.new(algorithm)
         self._frontier = 0
         self._pending: dict[int, int] = {}  # written, not yet hashed: start -> end
@@ -227,9 +229,9 @@ class _InOrderDigest:
                     self._digest.update(os.pread(self._fd, end - begin, begin))
                 self._frontier = end
 
-    def hexdigest(self, size: int) -> str | None:
-        """The digest, if the whole ``size`` bytes were hashed."""
-        return self._digest.hexdigest() if self._frontier == size else None
+    def matches(self, size: int) -> bool:
+        """The whole ``size`` bytes were hashed, to the expected digest."""
+        return self._frontier == size and self._digest.hexdigest() == self._expected
 
 
 class _RangedFile:
@@ -249,7 +251,6 @@ class _RangedFile:
         self.stop = threading.Event()
         # What the whole file must hash to: the MD5 of a plain ETag, known up front, else the
         # SHA-1 that qbucket stored at upload, known once the first range answered.
-        self.expected: tuple[str, str] | None = None  # (algorithm, hex digest)
         self.hashing: _InOrderDigest | None = None
         self.received = 0
         self._report = report
@@ -270,7 +271,7 @@ class _RangedFile:
             options: Any = {"range": (start, end), "if_match": e_tag}
             result = repeated_in_thread(lambda: get(store, key, options=options))
             if start == 0:
-                if self.expected is None and result.attributes.get(SHA1_METADATA):
+                if self.hashing is None and result.attributes.get(SHA1_METADATA):
                     self.expect("sha1", str(result.attributes[SHA1_METADATA]))
                 self._answered()
             offset = start
@@ -293,8 +294,7 @@ class _RangedFile:
 
     def expect(self, algorithm: str, hexdigest: str) -> None:
         """Check the file against ``hexdigest``: call before any byte is written."""
-        self.expected = (algorithm, hexdigest)
-        self.hashing = _InOrderDigest(self.fd, algorithm)
+        self.hashing = _InOrderDigest(self.fd, algorithm, hexdigest)
 
     def _count(self, nbytes: int) -> None:
         with self._lock:
@@ -362,15 +362,12 @@ async def _ranges_into(
         target.stop.set()
         target.release()
     _check(bucket, key, target.received, size, None, None)
-    if target.expected is not None and target.hashing is not None:
-        algorithm, expected = target.expected
-        if target.hashing.hexdigest(size) != expected:
-            what = "the MD5 of its ETag" if algorithm == "md5" else "the SHA-1 stored at its upload"
-            raise TransferError(
-                f"download of s3://{bucket}/{key} does not match {what}",
-                bucket=bucket,
-                key=key,
-            )
+    if target.hashing is not None and not target.hashing.matches(size):
+        by_md5 = target.hashing.algorithm == "md5"
+        what = "the MD5 of its ETag" if by_md5 else "the SHA-1 stored at its upload"
+        raise TransferError(
+            f"download of s3://{bucket}/{key} does not match {what}", bucket=bucket, key=key
+        )
 
 
 async def download(
@@ -517,7 +514,6 @@ async def download_jobs(
     """Download each object to its destination (already checked to be below ``root``), many at
     once; returns (the jobs done, per-key failures). A directory that resolves outside ``root``
     (a planted symlink) receives nothing."""
-    await in_thread(functools.partial(root.mkdir, parents=True, exist_ok=True))
     # Every directory once, before any download: per job, the many workers starting together
     # would each make and check the same few directories (a thread hop each).
     directories = sorted({destination.parent for _, destination in jobs})
@@ -559,8 +555,10 @@ async def download_jobs(
 
 
 def _prepare_directories(root: Path, directories: Sequence[Path]) -> dict[Path, Exception]:
-    """Make each directory; return why each one that cannot take files cannot: it could not
-    be made, or it resolves outside ``root`` (a planted symlink)."""
+    """Make ``root`` (its failure raises), then each directory; return why each one that
+    cannot take files cannot: it could not be made, or it resolves outside ``root`` (a planted
+    symlink)."""
+    root.mkdir(parents=True, exist_ok=True)
     real_root = os.path.realpath(root)
     problems: dict[Path, Exception] = {}
     for directory in directories:
