@@ -350,14 +350,21 @@ def _connect(server: ServerInfo) -> qbucket.Connection:
     return qbucket.Connection(server.endpoint, server.access_key, server.secret_key)
 
 
+def _random_files(count: int, root: Path, **extra: bytes) -> dict[str, bytes]:
+    """``count`` files of 32 KiB written below ``root`` (with ``extra`` ones); returns the random
+    ones, name -> content."""
+    files = {f"f{i:03}.bin": secrets.token_bytes(32 * 1024) for i in range(count)}
+    make_tree(root, {**files, **extra})
+    return files
+
+
 def test_close_waits_for_each_of_two_equal_bucket_objects(
     s3_server: ServerInfo, names: list[str], s3: Any, tmp_path: Path
 ) -> None:
     # Two Bucket objects for one bucket compare equal; each still has its own uploads to wait for.
     name = unique_name("twin")
     names.append(name)
-    files = {f"f{i:03}.bin": secrets.token_bytes(32 * 1024) for i in range(200)}
-    make_tree(tmp_path / "src", files)
+    files = _random_files(200, tmp_path / "src")
     with _connect(s3_server) as conn:
         first = conn.create_bucket(name)
         second = conn.retrieve_bucket(name)
@@ -372,8 +379,7 @@ def test_close_waits_for_uploads_of_bucket_objects_already_dropped(
 ) -> None:
     name = unique_name("dropped")
     names.append(name)
-    files = {f"f{i:03}.bin": secrets.token_bytes(32 * 1024) for i in range(200)}
-    make_tree(tmp_path / "src", files)
+    files = _random_files(200, tmp_path / "src")
     with _connect(s3_server) as conn:
         conn.create_bucket(name)
         for relative in files:  # a new Bucket object per file, dropped at once
@@ -397,8 +403,7 @@ def test_close_waits_for_every_bucket_when_uploads_of_some_fail(
         return await real_put_file(transport, bucket, key, path)
 
     monkeypatch.setattr(_transfer, "put_file", failing_for_boom)
-    files = {f"f{i:03}.bin": secrets.token_bytes(32 * 1024) for i in range(100)}
-    make_tree(tmp_path / "src", {**files, "boom": b"never sent"})
+    files = _random_files(100, tmp_path / "src", boom=b"never sent")
     buckets = [unique_name("one"), unique_name("two")]
     names.extend(buckets)
     with pytest.raises(qbucket.BatchError) as caught, _connect(s3_server) as conn:
