@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from . import _transfer
 from ._bucket_sync import SyncMethods
-from ._download import download, download_all
 from ._error_mapping import mapped_errors, translate
 from ._exceptions import (
     BatchError,
@@ -456,6 +455,8 @@ class Bucket(SyncMethods):
         ):
             destination.parent.mkdir(parents=True, exist_ok=True)
         sink = make_sink(progress, f"s3://{self._name}/{key}")
+        from ._download import download  # the download machinery: only for programs that use it
+
         try:
             self._run(
                 self._transport.bounded(
@@ -492,6 +493,8 @@ class Bucket(SyncMethods):
         with mapped_errors("create directory", bucket=self._name, path=str(root)):
             root.mkdir(parents=True, exist_ok=True)
         sink = make_sink(progress, f"s3://{self._name}")
+        from ._download import download_all
+
         try:
             written: list[str]
             failures: list[QBucketError]

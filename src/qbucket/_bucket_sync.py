@@ -26,12 +26,11 @@ from ._hashcache import HashCache
 from ._keys import normalize_key, normalize_prefix
 from ._planner import Plan
 from ._progress import ProgressCallback, make_sink
-from ._pull import PullContext, PullPlan, run_get, run_pull
-from ._put import put_all
 from ._scan import check_directory, walk_files
-from ._sync import SourceFile, SyncContext, SyncSummary, run_sync
+from ._sync import ScopeListing, SourceFile, SyncContext, SyncSummary, run_sync
 
 if TYPE_CHECKING:
+    from ._pull import PullPlan
     from ._transport import Transport
 
 Progress = bool | ProgressCallback | None
@@ -111,10 +110,18 @@ class SyncMethods:
         """
         reporter = _reporter(verbose)
         path_filter = make_filter(exclude, include, rules) or None
-        files, excluded = self._directory_files(directory, remote, reporter, path_filter)
-        options = _Options(delete, max_delete, path_filter, progress, excluded)
         prefix = normalize_prefix(remote, bucket=self._name)
-        return self._sync(files, prefix, reporter, dry_run, options)
+        check_directory(directory)  # a missing directory is reported before any request
+        self._settle()
+        self._require_bucket()
+        listing = ScopeListing(self._transport, self._name, prefix)  # runs during the walk
+        try:
+            files, excluded = self._directory_files(directory, remote, reporter, path_filter)
+        except BaseException:
+            listing.abandon()
+            raise
+        options = _Options(delete, max_delete, path_filter, progress, excluded)
+        return self._sync(files, prefix, reporter, dry_run, options, listing)
 
     def _directory_files(
         self,
@@ -143,7 +150,7 @@ class SyncMethods:
                 continue
             try:
                 key = normalize_key(prefix + found.relative, bucket=self._name)
-                files.append(SourceFile(key, found.path, found.size))
+                files.append(SourceFile(key, found.path, found.size, found.stamp))
             except InvalidKeyError as exc:
                 exc.path = found.path
                 failures.append(exc)
@@ -241,8 +248,9 @@ class SyncMethods:
         reporter: Callable[[str], None] | None,
         dry_run: bool,
         options: _Options = _Options(),
+        listing: ScopeListing | None = None,
     ) -> SyncSummary:
-        return self._sync_with_plan(files, prefix, reporter, dry_run, options)[1]
+        return self._sync_with_plan(files, prefix, reporter, dry_run, options, listing)[1]
 
     def _sync_with_plan(
         self,
@@ -251,10 +259,18 @@ class SyncMethods:
         reporter: Callable[[str], None] | None,
         dry_run: bool,
         options: _Options = _Options(),
+        listing: ScopeListing | None = None,
     ) -> tuple[Plan, SyncSummary]:
-        self._settle()
-        self._require_bucket()
-        cache = HashCache(cache_dir() / "digests.sqlite")
+        """Raises what :func:`run_sync` raises; ``listing`` (of ``prefix``, if already
+        started) is waited for or abandoned in every case."""
+        try:
+            self._settle()
+            self._require_bucket()
+            cache = HashCache(cache_dir() / "digests.sqlite")
+        except BaseException:
+            if listing:
+                listing.abandon()
+            raise
         sink = make_sink(
             None if dry_run else options.progress, f"sync to s3://{self._name}/{prefix}"
         )
@@ -269,6 +285,7 @@ class SyncMethods:
                 dry_run=dry_run,
                 max_delete=options.max_delete,
                 keep=keep,
+                listing=listing,
             )
         finally:
             sink.close()
@@ -322,6 +339,8 @@ class SyncMethods:
         path_filter = make_filter(exclude, include, rules) or None
         self._settle()
         self._require_bucket()
+        from ._pull import PullContext, run_pull  # the download side: imported when used
+
         cache = HashCache(cache_dir() / "digests.sqlite")
         sink = make_sink(None if dry_run else progress, f"sync from s3://{self._name}/{prefix}")
         ctx = PullContext(self._transport, self._name, _reporter(verbose), cache, sink)
@@ -373,6 +392,8 @@ class SyncMethods:
         self._require_bucket()
         started = time.perf_counter()
         sink = make_sink(progress, f"put to s3://{self._name}")
+        from ._put import put_all
+
         try:
             sent, failures = self._run(
                 put_all(self._transport, self._name, chosen, sink, _reporter(verbose))
@@ -411,6 +432,8 @@ class SyncMethods:
         with mapped_errors("create directory", bucket=self._name, path=str(root)):
             root.mkdir(parents=True, exist_ok=True)
         sink = make_sink(progress, f"get from s3://{self._name}/{prefix}")
+        from ._pull import PullContext, run_get
+
         ctx = PullContext(self._transport, self._name, _reporter(verbose), HashCache(None), sink)
         try:
             summary, failures = self._run(run_get(ctx, root, prefix))

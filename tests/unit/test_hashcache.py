@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from qbucket._hashcache import HashCache
-from qbucket._hashing import digest_bytes, digest_file_checked
+from qbucket._hashing import digest_bytes, digest_file_checked, stat_key
 
 DAY_AGO_NS = time.time_ns() - 86_400 * 10**9
 
@@ -104,8 +104,9 @@ def test_lookup_many_matches_lookup_per_file(tmp_path: Path) -> None:
             cache.remember(str(tmp_path / name), infos[name], digest_bytes(name.encode() * 3))
     cache.commit()
     (tmp_path / "b").write_bytes(b"BBB")  # b changed since: its stat no longer matches
-    entries = [(str(tmp_path / n), (tmp_path / n).stat()) for n in ("a", "b", "c")]
-    assert cache.lookup_many(entries) == [cache.lookup(p, i) for p, i in entries]
+    infos = {n: (tmp_path / n).stat() for n in ("a", "b", "c")}
+    entries = [(str(tmp_path / n), stat_key(info)) for n, info in infos.items()]
+    assert cache.lookup_many(entries) == [cache.lookup(str(tmp_path / n), infos[n]) for n in infos]
     assert cache.lookup_many(entries) == [digest_bytes(b"aaa"), None, None]
     assert cache.lookup_many([]) == []
     cache.close()

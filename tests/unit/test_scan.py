@@ -17,6 +17,7 @@ from qbucket import (
     LocalPathError,
     QBucketError,
 )
+from qbucket._hashing import stat_key
 from qbucket._scan import LocalFile, check_directory, walk_files
 
 
@@ -53,7 +54,7 @@ def test_regular_files_with_relative_posix_paths(tmp_path: Path) -> None:
         assert Path(entry.path) == tmp_path / entry.relative
         stat = os.stat(entry.path)
         assert entry.size == stat.st_size
-        assert entry.mtime_ns == stat.st_mtime_ns
+        assert entry.stamp == stat_key(stat)
     by_name = {f.relative: f for f in found}
     assert by_name["sub/b.bin"].size == 2
     assert by_name["sub/deep/er/c"].size == 0
