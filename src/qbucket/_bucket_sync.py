@@ -27,7 +27,14 @@ from ._keys import normalize_key, normalize_prefix
 from ._planner import Plan
 from ._progress import ProgressCallback, make_sink
 from ._scan import check_directory, walk_files
-from ._sync import ScopeListing, SourceFile, SyncContext, SyncSummary, run_sync
+from ._sync import (
+    LocalDigests,
+    ScopeListing,
+    SourceFile,
+    SyncContext,
+    SyncSummary,
+    run_sync,
+)
 
 if TYPE_CHECKING:
     from ._pull import PullPlan
@@ -45,7 +52,6 @@ class _Options:
     max_delete: int | None = None
     path_filter: PathFilter | None = None
     progress: Progress = None
-    excluded: int = 0
 
 
 class SyncMethods:
@@ -111,36 +117,30 @@ class SyncMethods:
         reporter = _reporter(verbose)
         path_filter = make_filter(exclude, include, rules) or None
         prefix = normalize_prefix(remote, bucket=self._name)
-        check_directory(directory)  # a missing directory is reported before any request
-        self._settle()
-        self._require_bucket()
-        listing = ScopeListing(self._transport, self._name, prefix)  # runs during the walk
-        try:
-            files, excluded = self._directory_files(directory, remote, reporter, path_filter)
-        except BaseException:
-            listing.abandon()
-            raise
-        options = _Options(delete, max_delete, path_filter, progress, excluded)
-        return self._sync(files, prefix, reporter, dry_run, options, listing)
+        root = check_directory(directory)  # a missing directory is reported before any request
 
-    def _directory_files(
+        def walk(files: LocalDigests) -> int:
+            return self._walk_directory(root, prefix, reporter, path_filter, files.add)
+
+        options = _Options(delete, max_delete, path_filter, progress)
+        return self._sync(walk, prefix, reporter, dry_run, options)
+
+    def _walk_directory(
         self,
-        directory: str | os.PathLike[str],
-        remote: str | None,
+        root: str,
+        prefix: str,
         reporter: Callable[[str], None] | None,
-        path_filter: PathFilter | None = None,
-    ) -> tuple[list[SourceFile], int]:
-        """Every regular file below ``directory`` that the filter keeps, with its key, and how
-        many it excluded; raises before any request if the tree cannot be read completely or a
-        name cannot be a key."""
-        root = check_directory(directory)
-        prefix = normalize_prefix(remote, bucket=self._name)
+        path_filter: PathFilter | None,
+        add: Callable[[SourceFile], None],
+    ) -> int:
+        """``add`` every regular file below ``root`` that the filter keeps, with its key; return
+        how many the filter excluded. Raises, before any change, if the tree cannot be read
+        completely or a name cannot be a key."""
 
         def skipped(path: str, reason: str) -> None:
             if reporter:
                 reporter(f"skip {path}: {reason}")
 
-        files: list[SourceFile] = []
         failures: list[QBucketError] = []
         excluded = 0
         prune = path_filter.prunes if path_filter else None
@@ -150,17 +150,18 @@ class SyncMethods:
                 continue
             try:
                 key = normalize_key(prefix + found.relative, bucket=self._name)
-                files.append(SourceFile(key, found.path, found.size, found.stamp))
             except InvalidKeyError as exc:
                 exc.path = found.path
                 failures.append(exc)
+                continue
+            add(SourceFile(key, found.path, found.size, found.stamp))
         if failures:
             raise BatchError(
                 f"cannot sync {root}: some file names are not valid keys",
                 failures,
                 bucket=self._name,
             )
-        return files, excluded
+        return excluded
 
     def sync_files(
         self,
@@ -185,8 +186,14 @@ class SyncMethods:
         """
         prefix = normalize_prefix(remote, bucket=self._name)
         chosen = self._chosen_files(files, prefix)
+
+        def feed(files: LocalDigests) -> int:
+            for file in chosen:
+                files.add(file)
+            return 0
+
         options = _Options(delete, max_delete, None, progress)
-        return self._sync(chosen, prefix, _reporter(verbose), dry_run, options)
+        return self._sync(feed, prefix, _reporter(verbose), dry_run, options)
 
     def _chosen_files(
         self, files: Mapping[str, str | os.PathLike[str]], prefix: str
@@ -243,54 +250,62 @@ class SyncMethods:
 
     def _sync(
         self,
-        files: list[SourceFile],
+        feed: Callable[[LocalDigests], int],
         prefix: str,
         reporter: Callable[[str], None] | None,
         dry_run: bool,
         options: _Options = _Options(),
-        listing: ScopeListing | None = None,
     ) -> SyncSummary:
-        return self._sync_with_plan(files, prefix, reporter, dry_run, options, listing)[1]
+        return self._sync_with_plan(feed, prefix, reporter, dry_run, options)[1]
 
     def _sync_with_plan(
         self,
-        files: list[SourceFile],
+        feed: Callable[[LocalDigests], int],
         prefix: str,
         reporter: Callable[[str], None] | None,
         dry_run: bool,
         options: _Options = _Options(),
-        listing: ScopeListing | None = None,
     ) -> tuple[Plan, SyncSummary]:
-        """Raises what :func:`run_sync` raises; ``listing`` (of ``prefix``, if already
-        started) is waited for or abandoned in every case."""
+        """Mirror onto ``prefix`` the files that ``feed`` adds (it returns how many a filter
+        excluded). The scope's listing starts first, so that it runs while ``feed`` walks the
+        tree and looks its files up in the digest cache; it is stopped if ``feed`` fails."""
+        started = time.perf_counter()
+        self._settle()
+        self._require_bucket()
+        listing = ScopeListing(self._transport, self._name, prefix)
         try:
-            self._settle()
-            self._require_bucket()
             cache = HashCache(cache_dir() / "digests.sqlite")
         except BaseException:
-            if listing:
-                listing.abandon()
+            listing.abandon()
             raise
-        sink = make_sink(
-            None if dry_run else options.progress, f"sync to s3://{self._name}/{prefix}"
-        )
-        keep = options.path_filter.allows if options.path_filter else None
-
         try:
-            plan, summary = run_sync(
-                SyncContext(self._transport, self._name, reporter, cache, sink),
-                files,
-                prefix,
-                delete_extras=options.delete,
-                dry_run=dry_run,
-                max_delete=options.max_delete,
-                keep=keep,
-                listing=listing,
+            files = LocalDigests(self._name, cache, listing.hashed)
+            try:
+                excluded = feed(files)
+            except BaseException:
+                listing.abandon()
+                raise
+            sink = make_sink(
+                None if dry_run else options.progress, f"sync to s3://{self._name}/{prefix}"
             )
+            keep = options.path_filter.allows if options.path_filter else None
+            try:
+                plan, summary = run_sync(
+                    SyncContext(self._transport, self._name, reporter, cache, sink),
+                    files,
+                    prefix,
+                    listing,
+                    delete_extras=options.delete,
+                    dry_run=dry_run,
+                    max_delete=options.max_delete,
+                    keep=keep,
+                )
+            finally:
+                sink.close()
         finally:
-            sink.close()
             cache.close()
-        return plan, dataclasses.replace(summary, excluded=options.excluded, plan=plan)
+        seconds = time.perf_counter() - started
+        return plan, dataclasses.replace(summary, excluded=excluded, plan=plan, seconds=seconds)
 
     # -- download direction ---------------------------------------------------------------
 

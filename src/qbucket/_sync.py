@@ -46,8 +46,7 @@ Reporter = Callable[[str], None]
 HASH_CONCURRENCY = 4
 HASH_BATCH = 128
 HASH_BATCH_BYTES = 32 << 20
-LOOKUP_BATCH = 500  # files per digest-cache query
-LOOKUP_CHUNK = 5000  # files looked up in the cache between two publications to the listing
+LOOKUP_BATCH = 500  # files per digest-cache query, and per publication to the listing
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,6 +177,62 @@ def _batches(files: Sequence[SourceFile]) -> list[list[SourceFile]]:
     return batches
 
 
+class LocalDigests:
+    """The digests of a sync's local files, gathered as the files arrive.
+
+    :meth:`add` looks files up in the digest cache a batch at a time, with the stat their walk
+    made: a hit becomes its :class:`LocalEntry` at once and is put in ``found``, where a listing
+    running meanwhile compares against it; so an unchanged file is never held twice, and its
+    remote twin is settled as soon as it is listed. :meth:`finish` reads the rest.
+    """
+
+    def __init__(
+        self, bucket: str, cache: HashCache, found: dict[str, LocalEntry] | None = None
+    ) -> None:
+        self.bucket = bucket
+        self.cache = cache
+        self.found = found
+        self.entries: list[LocalEntry] = []
+        self.failures: list[QBucketError] = []
+        self._batch: list[SourceFile] = []
+        self._misses: list[SourceFile] = []
+
+    def add(self, file: SourceFile) -> None:
+        self._batch.append(file)
+        if len(self._batch) >= LOOKUP_BATCH:
+            self._look_up()
+
+    def _look_up(self) -> None:
+        hits, errors, missed = _cached_digests(self._batch, self.bucket, self.cache)
+        self._batch = []
+        self.entries += hits
+        self.failures += errors
+        self._misses += missed
+        if self.found is not None:
+            self.found.update((entry.key, entry) for entry in hits)
+
+    def finish(self) -> tuple[list[LocalEntry], list[QBucketError]]:
+        """Every file's entry, reading those the cache could not settle (blocking, on
+        HASH_CONCURRENCY threads), and the files that could not be read."""
+        self._look_up()
+        misses, self._misses = self._misses, []
+        results: list[list[LocalEntry | QBucketError]] = []
+
+        def one(batch: Sequence[SourceFile]) -> None:
+            result = _digest_batch(batch, self.bucket, self.cache)
+            results.append(result)
+            if self.found is not None:
+                self.found.update(
+                    (item.key, item) for item in result if isinstance(item, LocalEntry)
+                )
+
+        each_in_threads(_batches(misses), one, HASH_CONCURRENCY)
+        for result in results:
+            self.entries += [item for item in result if isinstance(item, LocalEntry)]
+            self.failures += [item for item in result if isinstance(item, QBucketError)]
+        return self.entries, self.failures
+
+
 def hash_all(
     files: Sequence[SourceFile],
     bucket: str,
@@ -185,30 +240,11 @@ def hash_all(
     found: dict[str, LocalEntry] | None = None,
 ) -> tuple[list[LocalEntry], list[QBucketError]]:
     """Digests of every file: from the cache where the stat matches, else read (blocking).
-    Entries are also put in ``found`` as they come, for a listing running meanwhile on another
-    thread to compare against."""
-    entries: list[LocalEntry] = []
-    failures: list[QBucketError] = []
-    misses: list[SourceFile] = []
-    for start in range(0, len(files), LOOKUP_CHUNK):
-        hits, errors, missed = _cached_digests(files[start : start + LOOKUP_CHUNK], bucket, cache)
-        entries += hits
-        failures += errors
-        misses += missed
-        if found is not None:
-            found.update((entry.key, entry) for entry in hits)
-    results: list[list[LocalEntry | QBucketError]] = []
-
-    def one(batch: Sequence[SourceFile]) -> None:
-        result = _digest_batch(batch, bucket, cache)
-        results.append(result)
-        if found is not None:
-            found.update((item.key, item) for item in result if isinstance(item, LocalEntry))
-
-    each_in_threads(_batches(misses), one, HASH_CONCURRENCY)
-    entries += [item for result in results for item in result if isinstance(item, LocalEntry)]
-    failures += [item for result in results for item in result if isinstance(item, QBucketError)]
-    return entries, failures
+    Entries are also put in ``found`` as they come (see :class:`LocalDigests`)."""
+    local = LocalDigests(bucket, cache, found)
+    for file in files:
+        local.add(file)
+    return local.finish()
 
 
 class _Abandoned(Exception):
@@ -324,16 +360,17 @@ async def _run_all(
 
 def run_sync(
     ctx: SyncContext,
-    files: Sequence[SourceFile],
+    files: LocalDigests,
     prefix: str,
+    listing: ScopeListing,
     *,
     delete_extras: bool = True,
     dry_run: bool = False,
     max_delete: int | None = None,
     keep: Callable[[str], bool] | None = None,
-    listing: ScopeListing | None = None,
 ) -> tuple[Plan, SyncSummary]:
-    """Mirror ``files`` (key, local path) onto the scope ``prefix`` of the bucket (blocking).
+    """Mirror ``files`` onto the scope ``prefix`` of the bucket (blocking). ``listing`` lists
+    that scope, comparing against ``files.found``; it is waited for or abandoned in every case.
 
     The scan and the plan run on plain threads; the transfer loop is used only for requests
     beyond the listing, so a sync with nothing to do never starts it.
@@ -343,16 +380,14 @@ def run_sync(
         dry_run: plan only.
         max_delete: raise :class:`TooManyDeletesError` before any change if the plan deletes more.
         keep: which remote objects of the scope take part, by their key below ``prefix``.
-        listing: the scope's listing, if the caller started it already.
 
     Raises:
         TooManyDeletesError: more deletes than ``max_delete``; nothing was changed.
         BatchError: some files could not be read or sent; nothing was deleted.
     """
     started = time.perf_counter()
-    listing = listing or ScopeListing(ctx.transport, ctx.bucket, prefix)
     try:
-        local, failures = hash_all(files, ctx.bucket, ctx.cache, listing.hashed)
+        local, failures = files.finish()
     except BaseException:
         listing.abandon()
         raise
