@@ -273,36 +273,33 @@ class SyncMethods:
         self._settle()
         self._require_bucket()
         listing = ScopeListing(self._transport, self._name, prefix)
+        cache: HashCache | None = None
         try:
             cache = HashCache(cache_dir() / "digests.sqlite")
-        except BaseException:
-            listing.abandon()
-            raise
-        try:
             files = LocalDigests(self._name, cache, listing.hashed)
-            try:
-                excluded = feed(files)
-            except BaseException:
-                listing.abandon()
-                raise
+            excluded = feed(files)
             sink = make_sink(
                 None if dry_run else options.progress, f"sync to s3://{self._name}/{prefix}"
             )
-            keep = options.path_filter.allows if options.path_filter else None
-            try:
-                plan, summary = run_sync(
-                    SyncContext(self._transport, self._name, reporter, cache, sink),
-                    files,
-                    prefix,
-                    listing,
-                    delete_extras=options.delete,
-                    dry_run=dry_run,
-                    max_delete=options.max_delete,
-                    keep=keep,
-                )
-            finally:
-                sink.close()
+        except BaseException:
+            listing.abandon()
+            if cache is not None:
+                cache.close()
+            raise
+        keep = options.path_filter.allows if options.path_filter else None
+        try:  # run_sync waits for the listing, or abandons it, itself
+            plan, summary = run_sync(
+                SyncContext(self._transport, self._name, reporter, cache, sink),
+                files,
+                prefix,
+                listing,
+                delete_extras=options.delete,
+                dry_run=dry_run,
+                max_delete=options.max_delete,
+                keep=keep,
+            )
         finally:
+            sink.close()
             cache.close()
         seconds = time.perf_counter() - started
         return plan, dataclasses.replace(summary, excluded=excluded, plan=plan, seconds=seconds)
