@@ -289,7 +289,7 @@ class SyncMethods:
         keep = options.path_filter.allows if options.path_filter else None
         try:  # run_sync waits for the listing, or abandons it, itself
             plan, summary = run_sync(
-                SyncContext(self._transport, self._name, reporter, cache, sink),
+                SyncContext(self._transport, self._name, reporter, sink),
                 files,
                 prefix,
                 listing,

@@ -100,7 +100,6 @@ class SyncContext:
     transport: Transport
     bucket: str
     report: Reporter | None
-    cache: HashCache
     sink: ProgressSink = dataclasses.field(default_factory=ProgressSink)
 
 
