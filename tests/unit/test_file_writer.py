@@ -79,7 +79,10 @@ def test_a_cancelled_waiter_leaves_the_others_waiting_their_turn() -> None:
     asyncio.run(main())
 
 
-def test_close_drops_the_writes_not_started_and_leaves_no_thread() -> None:
+@pytest.mark.parametrize("cancelled_first", [True, False], ids=["cancelled", "still-waiting"])
+def test_close_drops_the_writes_not_started_and_leaves_no_thread(cancelled_first: bool) -> None:
+    # Either their downloads were cancelled, or one of them failed and the others still wait:
+    # then close() cancels those waiting, rather than leaving them pending forever.
     from qbucket._file_writer import THREADS
 
     unblock = threading.Event()
@@ -93,26 +96,31 @@ def test_close_drops_the_writes_not_started_and_leaves_no_thread() -> None:
         with lock:
             ran.append("busy")
 
-    async def main() -> None:
+    async def main() -> list[bool]:
         writer = FileWriter(budget=1 << 20)
         busy = []
         for _ in range(THREADS):  # one at a time, so that each thread is inside one
             busy.append(asyncio.ensure_future(writer.write(blocking)))
             while not started.acquire(blocking=False):
                 await asyncio.sleep(0.001)
-        # Queued behind them, then abandoned (their downloads cancelled).
+        # Queued behind them.
         later = [
             asyncio.ensure_future(writer.write(functools.partial(ran.append, f"later-{n}")))
             for n in range(4)
         ]
         await asyncio.sleep(0)
-        for task in [*busy, *later]:
-            task.cancel()
+        if cancelled_first:
+            for task in [*busy, *later]:
+                task.cancel()
         threading.Timer(0.2, unblock.set).start()
         writer.close()  # waits for the running writes, drops the rest
+        await asyncio.wait(later, timeout=5)
+        await asyncio.wait(busy, timeout=5)
+        return [task.cancelled() for task in later]  # before asyncio.run cancels what is left
 
-    asyncio.run(main())
+    later_cancelled = asyncio.run(main())
     assert ran == ["busy"] * THREADS
+    assert later_cancelled == [True] * 4
     assert not [t for t in threading.enumerate() if t.name == "qbucket-writer"]
 
 
