@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from obstore import Bytes
 
 CHUNK = 4 << 20
-INLINE_WRITE = 256 << 10  # written on the loop thread itself (a lone download, not listed)
+INLINE_WRITE = 256 << 10  # the general path writes these on the loop thread itself
 SMALL_OBJECT = 8 << 20  # read whole into memory, written in one go
 # Bytes of small listed objects fetched and not yet written, at most: further GETs wait (64
 # requests in flight of 8 MiB objects would otherwise hold 512 MiB). 4 KiB objects never reach it.
