@@ -20,10 +20,13 @@ from qbucket._server import ServerInfo
 
 from .helpers import drop_bucket, unique_name
 
-
-@pytest.mark.parametrize(
+# What replaces an object of 4096 x "A" between its listing and its download.
+replacements = pytest.mark.parametrize(
     "replacement", [b"B" * 4096, b"B" * 100, b"B" * 9000], ids=["same-size", "shorter", "longer"]
 )
+
+
+@replacements
 def test_object_replaced_after_listing_is_not_written(
     bucket: qbucket.Bucket, s3: Any, tmp_path: Path, replacement: bytes
 ) -> None:
@@ -55,9 +58,7 @@ def test_listed_object_unchanged_downloads_with_its_listed_time(
     assert destination.stat().st_mtime == listed.last_modified.timestamp()
 
 
-@pytest.mark.parametrize(
-    "replacement", [b"B" * 4096, b"B" * 100, b"B" * 9000], ids=["same-size", "shorter", "longer"]
-)
+@replacements
 def test_batch_download_fails_only_the_object_replaced_after_listing(
     bucket: qbucket.Bucket, s3: Any, tmp_path: Path, replacement: bytes
 ) -> None:
