@@ -1,5 +1,7 @@
-"""The split listing of a sync scope (delimiter, then one listing per common prefix) sees exactly
-the keys a plain listing sees, whatever the server's sort order and however odd the keys."""
+"""The listing of a sync scope sees exactly the keys a plain listing sees, whatever the server's
+sort order and however odd the keys: as a plain chain (a small scope), split by delimiter into one
+listing per common prefix (a large one, whose first pages are then listed twice), or as a chain
+again when there are too many prefixes to split."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import pytest
 
 import qbucket
 from qbucket import _remote_scan
-from qbucket._listing import Listed
+from qbucket._listing import Listed, Lister
 from qbucket._remote_scan import scan_scope
 
 ODD_KEYS = [
@@ -43,12 +45,19 @@ def _scan(bucket: qbucket.Bucket, prefix: str) -> list[str]:
     return keys
 
 
-@pytest.mark.parametrize("max_split", [64, 2], ids=["split", "many-prefixes"])
+# (pages of the chain before a split is tried, their size, MAX_SPLIT): the 32 keys fit in the
+# first pages; they do not, and the scope is split; they do not, and it has too many prefixes.
+MODES = {"chain": (2, 1000, 64), "split": (1, 4, 64), "many-prefixes": (1, 4, 2)}
+
+
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("prefix", ["", "scope/", "scope/lone/"])
-def test_split_listing_equals_plain_listing(
-    bucket: qbucket.Bucket, s3: Any, prefix: str, max_split: int, monkeypatch: pytest.MonkeyPatch
+def test_scope_listing_equals_plain_listing(
+    bucket: qbucket.Bucket, s3: Any, prefix: str, mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # With more common prefixes than MAX_SPLIT the scope is listed in one chain instead.
+    first_pages, page_size, max_split = MODES[mode]
+    monkeypatch.setattr(_remote_scan, "FIRST_PAGES", first_pages)
+    monkeypatch.setattr(_remote_scan, "CHAIN_PAGE_SIZE", page_size)
     monkeypatch.setattr(_remote_scan, "MAX_SPLIT", max_split)
     for key in ODD_KEYS:
         s3.put_object(Bucket=bucket.uuid, Key=key, Body=b"1")
@@ -58,13 +67,52 @@ def test_split_listing_equals_plain_listing(
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket.uuid, Prefix=prefix)
         for obj in page.get("Contents", [])
     ]
+    requests = _count_requests(monkeypatch)
     found = _scan(bucket, prefix)
     assert len(found) == len(set(found)), "a key was listed twice"
     assert sorted(found) == sorted(expected)
+    if len(expected) <= first_pages * page_size:
+        assert requests == [None], "a scope within the first pages is one plain chain"
+    else:
+        assert "/" in requests, "a scope larger than the first pages looks for a split"
 
 
-def test_split_listing_pages_through_large_sub_prefixes(bucket: qbucket.Bucket, s3: Any) -> None:
+def _count_requests(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
+    """The delimiter of every listing the scan starts, in order."""
+    started: list[str | None] = []
+    listing = Lister.listing
+
+    def recorded(self: Lister, bucket: str, prefix: str = "", **options: Any) -> Any:
+        started.append(options.get("delimiter"))
+        return listing(self, bucket, prefix, **options)
+
+    monkeypatch.setattr(Lister, "listing", recorded)
+    return started
+
+
+def test_large_scope_splits_into_sub_prefixes(
+    bucket: qbucket.Bucket, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Three pages of four keys: the first is listed by the chain, then the scope is split
+    # across its three directories, and the first page's keys are listed again but not
+    # delivered twice.
+    monkeypatch.setattr(_remote_scan, "FIRST_PAGES", 1)
+    monkeypatch.setattr(_remote_scan, "CHAIN_PAGE_SIZE", 4)
+    keys = [f"d{d}/f{f}" for d in range(3) for f in range(4)]
+    for key in keys:
+        s3.put_object(Bucket=bucket.uuid, Key=key, Body=b"")
+    requests = _count_requests(monkeypatch)
+    found = _scan(bucket, "")
+    assert sorted(found) == sorted(keys)
+    assert len(found) == len(keys)
+    assert requests == [None, "/", None, None, None]
+
+
+def test_split_listing_pages_through_large_sub_prefixes(
+    bucket: qbucket.Bucket, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # More keys than one page (1000) under one sub-prefix, and a lone chain of prefixes above.
+    monkeypatch.setattr(_remote_scan, "FIRST_PAGES", 1)
     keys = [f"x/y/many/{i:05d}" for i in range(1100)] + ["x/y/other/1"]
     for start in range(0, len(keys), 100):
         for key in keys[start : start + 100]:
