@@ -10,15 +10,18 @@ lists 2000 keys in ~0.02 s, where a boto3 client shared by 16 threads needs ~3 s
 Both clients are configured deliberately: path-style addressing, no inherited ``AWS_*`` session
 token or payer settings, bounded retries with backoff, timeouts that turn a dead server into an
 error instead of a hang, and (botocore >= 1.36) checksums only when required, since some
-S3-compatible servers reject the CRC headers botocore now sends by default.
+S3-compatible servers reject the CRC headers botocore now sends by default. obstore signs request
+bodies only where nothing else guards them (see :func:`signs_payload`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import ipaddress
 import os
 import threading
+import urllib.parse
 from collections.abc import Awaitable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -47,6 +50,25 @@ LARGE_TRANSFERS = 1
 RANGE_STREAMS = 8
 MAX_RETRIES = 5
 RETRY_WINDOW_S = 60
+
+
+def signs_payload(endpoint: str) -> bool:
+    """Whether request bodies are hashed into their signature (SigV4's SHA-256 of the payload),
+    which guards them in transit: only over plain HTTP to another machine. TLS guards them
+    itself (AWS SDKs send UNSIGNED-PAYLOAD over https too), and a loopback connection never
+    leaves the machine. The hash costs ~0.6 s of CPU per GiB sent, on cores that a local
+    server needs: on 2 x 256 MiB to SeaweedFS, client CPU 1.08 -> 0.77 s, and 5.86 -> 4.95 s
+    wall (medians of 9 alternating runs; s5cmd 5.23 s in the same rounds)."""
+    parts = urllib.parse.urlsplit(endpoint)
+    if parts.scheme == "https":
+        return False
+    host = parts.hostname or ""
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return True
 
 
 class Transport:
@@ -117,6 +139,7 @@ class Transport:
                 "skip_signature": False,
                 "request_payer": False,
                 "s3_express": False,
+                "unsigned_payload": not signs_payload(self.endpoint),
             },
             client_options={
                 "allow_http": plain_http,

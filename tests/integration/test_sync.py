@@ -225,6 +225,24 @@ def test_multipart_object_compared_through_stored_sha1(
     assert s3.get_object(Bucket=bucket.uuid, Key="big.bin")["Body"].read() == bytes(changed)
 
 
+@pytest.mark.parametrize("signed", [True, False], ids=["signed-body", "unsigned-body"])
+def test_uploads_land_with_signed_and_unsigned_bodies(
+    bucket: qbucket.Bucket, s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, signed: bool
+) -> None:
+    # Loopback endpoints send UNSIGNED-PAYLOAD; a plain-HTTP endpoint elsewhere signs each
+    # body's SHA-256. SeaweedFS must take both, for single PUTs and for multipart parts.
+    from qbucket import _transfer, _transport
+
+    monkeypatch.setattr(_transport, "signs_payload", lambda endpoint: signed)
+    big = os.urandom(_transfer.SINGLE_PUT_LIMIT + 1024)
+    src = make_tree(tmp_path / "src", {"big.bin": big, "small.txt": b"small"})
+    assert bucket.sync_directory(src).uploaded == 2
+    store = bucket._transport.store(bucket.uuid)
+    assert store.config["unsigned_payload"] == ("false" if signed else "true")
+    assert s3.get_object(Bucket=bucket.uuid, Key="big.bin")["Body"].read() == big
+    assert s3.get_object(Bucket=bucket.uuid, Key="small.txt")["Body"].read() == b"small"
+
+
 def test_object_from_another_tool_without_md5_etag_or_sha1_is_reuploaded(
     bucket: qbucket.Bucket, s3: Any, tmp_path: Path
 ) -> None:
