@@ -14,9 +14,10 @@ own kept-alive connection (unless there are so many that one plain listing is ch
 
 A split costs a round trip and a request per sub-prefix before the first key arrives, which a
 small scope never earns back: a no-op sync of 2000 files in 20 directories took 0.12 s with the
-split and 0.10 s with two plain pages. So the chain goes first, and the split is tried only for a scope larger than
-``FIRST_PAGES`` pages; it then lists those first keys again, and they are dropped on arrival. The
-caller receives each page as it arrives: nothing here holds the listing beyond those first keys.
+split and 0.10 s with two plain pages. So the chain goes first, and the split is tried only for
+a scope larger than ``FIRST_PAGES`` pages; it then lists those first keys again, and they are
+dropped on arrival. The caller receives each page as it arrives: nothing here holds the listing
+beyond those first keys.
 """
 
 from __future__ import annotations
