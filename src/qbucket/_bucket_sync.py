@@ -9,14 +9,13 @@ plans (pure) and executes through :mod:`qbucket._sync`, :mod:`qbucket._pull` or
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import stat
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._config import cache_dir
 from ._error_mapping import mapped_errors
@@ -44,14 +43,16 @@ Progress = bool | ProgressCallback | None
 Verbose = bool | Callable[[str], None]
 
 
-@dataclasses.dataclass(frozen=True)
-class _Options:
+class _Options(NamedTuple):
     """How an upload-direction sync runs, besides its files and scope."""
 
     delete: bool = True
     max_delete: int | None = None
     path_filter: PathFilter | None = None
     progress: Progress = None
+
+
+_DEFAULT_OPTIONS = _Options()
 
 
 class SyncMethods:
@@ -254,7 +255,7 @@ class SyncMethods:
         prefix: str,
         reporter: Callable[[str], None] | None,
         dry_run: bool,
-        options: _Options = _Options(),
+        options: _Options = _DEFAULT_OPTIONS,
     ) -> SyncSummary:
         return self._sync_with_plan(feed, prefix, reporter, dry_run, options)[1]
 
@@ -264,7 +265,7 @@ class SyncMethods:
         prefix: str,
         reporter: Callable[[str], None] | None,
         dry_run: bool,
-        options: _Options = _Options(),
+        options: _Options = _DEFAULT_OPTIONS,
     ) -> tuple[Plan, SyncSummary]:
         """Mirror onto ``prefix`` the files that ``feed`` adds (it returns how many a filter
         excluded). The scope's listing starts first, so that it runs while ``feed`` walks the
@@ -302,7 +303,7 @@ class SyncMethods:
             sink.close()
             cache.close()
         seconds = time.perf_counter() - started
-        return plan, dataclasses.replace(summary, excluded=excluded, plan=plan, seconds=seconds)
+        return plan, summary._replace(excluded=excluded, plan=plan, seconds=seconds)
 
     # -- download direction ---------------------------------------------------------------
 
@@ -373,7 +374,7 @@ class SyncMethods:
             cache.close()
         plan, summary, failures = outcome
         if dry_run:
-            return dataclasses.replace(summary, plan=plan, failures=tuple(plan.failures))
+            return summary._replace(plan=plan, failures=tuple(plan.failures))
         if failures:
             raise BatchError(
                 f"sync of s3://{self._name}/{prefix} to {root} failed for {len(failures)} "
@@ -381,7 +382,7 @@ class SyncMethods:
                 failures,
                 bucket=self._name,
             )
-        return dataclasses.replace(summary, plan=plan)
+        return summary._replace(plan=plan)
 
     # -- plain transfers of many files ------------------------------------------------------
 

@@ -7,10 +7,9 @@ single request is made.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from ._exceptions import InvalidBucketNameError, InvalidKeyError
 from ._filters import FilterRule, PathFilter
@@ -23,8 +22,7 @@ class UsageError(Exception):
     """A command line that means nothing valid: exit code 2, nothing was done."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Remote:
+class Remote(NamedTuple):
     """A ``[s3://]BUCKET[/KEY]`` argument: the bucket, and the rest as typed (maybe "")."""
 
     text: str

@@ -9,11 +9,10 @@ Sizes in text are human-readable (KiB, MiB: powers of 1024); JSON has plain byte
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._exceptions import BatchError, QBucketError
 from ._planner import Plan
@@ -21,8 +20,7 @@ from ._pull import PullPlan
 from ._sync import SyncSummary
 
 
-@dataclasses.dataclass(frozen=True)
-class Ui:
+class Ui(NamedTuple):
     """The output switches of one command line."""
 
     quiet: bool = False

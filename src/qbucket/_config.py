@@ -26,12 +26,11 @@ selected with ``profile=`` or ``$QBUCKET_PROFILE``::
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from ._exceptions import ConfigurationError
@@ -94,8 +93,7 @@ def default_config_path(env: Mapping[str, str] | None = None) -> Path:
     return Path(explicit).expanduser() if explicit else config_dir(env) / "config.toml"
 
 
-@dataclasses.dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     """The resolved settings. ``storage_url is None`` means: use the embedded server.
 
     ``sources`` says where each setting came from ("argument", "env QBUCKET_STORAGE_URL",
@@ -104,7 +102,7 @@ class Settings:
 
     storage_url: str | None
     access_key: str | None
-    secret_key: str | None = dataclasses.field(repr=False)
+    secret_key: str | None
     region: str
     sources: Mapping[str, str]
     config_path: Path | None
@@ -112,6 +110,12 @@ class Settings:
     @property
     def embedded(self) -> bool:
         return self.storage_url is None
+
+    def __repr__(self) -> str:  # never the secret key: settings end up in logs and tracebacks
+        fields = ", ".join(
+            f"{name}={getattr(self, name)!r}" for name in self._fields if name != "secret_key"
+        )
+        return f"Settings({fields})"
 
 
 def _read_config(

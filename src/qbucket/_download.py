@@ -13,7 +13,6 @@ Keys obstore cannot name exactly are fetched through boto3.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime
 import functools
 import hashlib
@@ -23,7 +22,7 @@ import secrets
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._error_mapping import translate
 from ._exceptions import (
@@ -63,8 +62,7 @@ PART_CHUNK = 256 << 10  # measured: 1 MiB chunks cost 2.5x the page faults, no s
 PROGRESS_STEP = 1 << 20  # a ranged download reports progress every MiB
 
 
-@dataclasses.dataclass
-class _Body:
+class _Body(NamedTuple):
     size: int
     e_tag: str | None
     last_modified: datetime.datetime

@@ -19,17 +19,15 @@ Python files, and ``--exclude 'logs/' --include 'logs/keep.txt'`` keeps nothing 
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Iterable, Sequence
-from typing import Literal
+from typing import Literal, NamedTuple
 
 Action = Literal["include", "exclude"]
 FilterRule = tuple[Action, str]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Compiled:
+class _Compiled(NamedTuple):
     include: bool
     regex: re.Pattern[str]
     anchored: bool  # matched against whole paths from the root, else against one name

@@ -8,16 +8,15 @@ encrypted buckets).
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
+from typing import NamedTuple
 
 CHUNK = 1 << 20
 SHA1_METADATA = "qbucket-sha1"  # user metadata name; S3 sends it as x-amz-meta-qbucket-sha1
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Digests:
+class Digests(NamedTuple):
     """Size and hex digests of one content."""
 
     size: int

@@ -19,14 +19,13 @@ deleted, after every upload and copy succeeded (the executor's rule).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Mapping
+from typing import NamedTuple
 
 from ._hashing import Digests, plain_md5_etag
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class LocalEntry:
+class LocalEntry(NamedTuple):
     """A local file to mirror under ``key``."""
 
     key: str
@@ -34,8 +33,7 @@ class LocalEntry:
     digests: Digests
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class RemoteEntry:
+class RemoteEntry(NamedTuple):
     """What a listing (plus, for unresolved objects, a HEAD) says of a remote object."""
 
     key: str
@@ -50,15 +48,13 @@ class RemoteEntry:
 SAME_AS_LOCAL = RemoteEntry("", -1, None)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Upload:
+class Upload(NamedTuple):
     key: str
     path: str
     digests: Digests
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Copy:
+class Copy(NamedTuple):
     """A server-side copy. ``after_upload`` is True when the source is written by this plan."""
 
     source: str
@@ -67,8 +63,7 @@ class Copy:
     after_upload: bool
 
 
-@dataclasses.dataclass(frozen=True)
-class Plan:
+class Plan(NamedTuple):
     uploads: list[Upload]
     copies: list[Copy]
     deletes: list[str]

@@ -19,12 +19,11 @@ never carries a file out of it.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from . import _transfer
 from ._download import download_jobs
@@ -46,8 +45,7 @@ if TYPE_CHECKING:
 Reporter = Callable[[str], None]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class RemoteFile:
+class RemoteFile(NamedTuple):
     """An object to mirror, at ``relative`` (a safe ``/``-separated path) below the directory."""
 
     relative: str
@@ -55,8 +53,7 @@ class RemoteFile:
     sha1: str | None = None  # the stored SHA-1 once read: "" when the object has none
 
 
-@dataclasses.dataclass(frozen=True)
-class PullPlan:
+class PullPlan(NamedTuple):
     """What a download-direction sync does.
 
     Attributes:
@@ -73,7 +70,7 @@ class PullPlan:
     unchanged: list[str]
     to_hash: list[str]
     unresolved: list[str]
-    failures: list[QBucketError] = dataclasses.field(default_factory=list)
+    failures: list[QBucketError]
 
     @property
     def is_noop(self) -> bool:
@@ -147,7 +144,7 @@ def plan_pull(
             to_hash.append(relative)
             continue
         entry = RemoteEntry(wanted.summary.key, wanted.summary.size, wanted.summary.e_tag)
-        verdict = same_content(known, dataclasses.replace(entry, sha1=wanted.sha1))
+        verdict = same_content(known, entry._replace(sha1=wanted.sha1))
         if verdict is None:
             unresolved.append(relative)
         elif verdict:
@@ -155,21 +152,20 @@ def plan_pull(
         else:
             fetches.append(wanted)
     if to_hash or unresolved:
-        return PullPlan([], [], unchanged, to_hash, unresolved)
+        return PullPlan([], [], unchanged, to_hash, unresolved, [])
     deletes = [local[path] for path in sorted(local) if path not in remote] if delete else []
-    return PullPlan(fetches, deletes, unchanged, [], [])
+    return PullPlan(fetches, deletes, unchanged, [], [], [])
 
 
 # -- execution ------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class PullContext:
+class PullContext(NamedTuple):
     transport: Transport
     bucket: str
     report: Reporter | None
     cache: HashCache
-    sink: ProgressSink = dataclasses.field(default_factory=ProgressSink)
+    sink: ProgressSink
 
 
 def scan_local(root: Path, path_filter: PathFilter | None) -> dict[str, LocalFile]:
@@ -203,7 +199,7 @@ async def _stored_sha1s(
     async def one(path: str) -> None:
         key = remote[path].summary.key
         sha1 = await ctx.transport.bounded(_transfer.head_sha1(ctx.transport, ctx.bucket, key))
-        remote[path] = dataclasses.replace(remote[path], sha1=sha1 or "")
+        remote[path] = remote[path]._replace(sha1=sha1 or "")
 
     await asyncio.gather(*(one(path) for path in paths))
 
@@ -242,7 +238,7 @@ async def plan_with_scan(
         await _stored_sha1s(ctx, remote, plan.unresolved)
         plan = plan_pull(remote, local, digests, delete=delete)
     if failures:  # part of the tree could not be compared: nothing is deleted
-        plan = dataclasses.replace(plan, deletes=[], failures=failures)
+        plan = plan._replace(deletes=[], failures=failures)
     return plan, excluded
 
 
@@ -315,7 +311,7 @@ async def run_get(
     started = time.perf_counter()
     listed = [s async for s in _transfer.list_objects(ctx.transport, ctx.bucket, prefix)]
     remote, refused, _ = remote_files(listed, prefix, bucket=ctx.bucket)
-    plan = PullPlan([remote[path] for path in sorted(remote)], [], [], [], [])
+    plan = PullPlan([remote[path] for path in sorted(remote)], [], [], [], [], [])
     ctx.sink.add_total(len(plan.fetches), plan.bytes_to_fetch)
     fetched, failures = await fetch_all(ctx, root, plan.fetches)
     return _summary(plan, fetched, 0, 0, started, dry_run=False), [*refused, *failures]

@@ -7,10 +7,10 @@ error here raises :class:`IncompleteScanError`, naming the path, before anything
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import stat
 from collections.abc import Callable, Iterator
+from typing import NamedTuple
 
 from ._exceptions import IncompleteScanError, LocalFileNotFoundError, LocalNotADirectoryError
 from ._hashing import Stamp, stat_key
@@ -26,8 +26,7 @@ def is_download_temporary(name: str) -> bool:
     return name.startswith(".") and TEMP_MARK in name
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class LocalFile:
+class LocalFile(NamedTuple):
     """A regular file found by a walk.
 
     Attributes:

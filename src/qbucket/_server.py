@@ -11,7 +11,6 @@ is an error rather than a surprise.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fcntl
 import json
 import os
@@ -27,6 +26,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from ._config import DEFAULT_REGION, data_dir
 from ._exceptions import EmbeddedServerError
@@ -47,16 +47,21 @@ PORT_NAMES = (
 _LAUNCHED: list[subprocess.Popen[bytes]] = []
 
 
-@dataclasses.dataclass(frozen=True)
-class ServerInfo:
+class ServerInfo(NamedTuple):
     """Where a running server listens and how to sign requests to it."""
 
     endpoint: str
     access_key: str
-    secret_key: str = dataclasses.field(repr=False)
+    secret_key: str
     region: str
     pid: int
     root: Path
+
+    def __repr__(self) -> str:  # never the secret key
+        fields = ", ".join(
+            f"{name}={getattr(self, name)!r}" for name in self._fields if name != "secret_key"
+        )
+        return f"ServerInfo({fields})"
 
 
 def find_weed() -> str:

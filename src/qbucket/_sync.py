@@ -19,7 +19,6 @@ alone: neither compared nor deleted.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import threading
 import time
@@ -49,8 +48,7 @@ HASH_BATCH_BYTES = 32 << 20
 LOOKUP_BATCH = 500  # files per digest-cache query, and per publication to the listing
 
 
-@dataclasses.dataclass(frozen=True)
-class SyncSummary:
+class SyncSummary(NamedTuple):
     """What a sync did (or, with ``dry_run``, would do). Returned by :meth:`Bucket.sync_directory`,
     :meth:`Bucket.sync_files`, :meth:`Bucket.sync_to_directory` and :meth:`Bucket.put_files`.
 
@@ -81,8 +79,12 @@ class SyncSummary:
     bytes_downloaded: int = 0
     excluded: int = 0
     dry_run: bool = False
-    plan: Plan | PullPlan | None = dataclasses.field(default=None, repr=False, compare=False)
-    failures: tuple[QBucketError, ...] = dataclasses.field(default=(), repr=False)
+    plan: Plan | PullPlan | None = None
+    failures: tuple[QBucketError, ...] = ()
+
+    def __repr__(self) -> str:  # the plan and failures can be thousands of entries long
+        counts = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields[:-2])
+        return f"SyncSummary({counts})"
 
 
 class SourceFile(NamedTuple):
@@ -95,12 +97,11 @@ class SourceFile(NamedTuple):
     stamp: Stamp | None = None
 
 
-@dataclasses.dataclass(frozen=True)
-class SyncContext:
+class SyncContext(NamedTuple):
     transport: Transport
     bucket: str
     report: Reporter | None
-    sink: ProgressSink = dataclasses.field(default_factory=ProgressSink)
+    sink: ProgressSink
 
 
 def _absolute(path: str) -> str:
@@ -318,7 +319,7 @@ async def _resolve(ctx: SyncContext, remote: dict[str, RemoteEntry], keys: list[
     async def one(key: str) -> None:
         sha1 = await ctx.transport.bounded(_transfer.head_sha1(ctx.transport, ctx.bucket, key))
         # No stored SHA-1: record a value no content has, so the file is uploaded again.
-        remote[key] = dataclasses.replace(remote[key], sha1=sha1 or "")
+        remote[key] = remote[key]._replace(sha1=sha1 or "")
 
     await asyncio.gather(*(one(key) for key in keys))
 
@@ -399,11 +400,11 @@ def run_sync(
         plan = plan_sync(local, remote, delete_extras=delete_extras)
     if failures:
         # Part of the tree could not be read: its objects must not be taken for extras.
-        plan = dataclasses.replace(plan, deletes=[])
+        plan = plan._replace(deletes=[])
     check_max_delete(len(plan.deletes), max_delete, f"s3://{ctx.bucket}/{prefix}", plan.deletes)
     if dry_run:  # the summary counts what would be done
         summary = _summary(plan, [*plan.uploads, *plan.copies], len(plan.deletes), started)
-        return plan, dataclasses.replace(summary, dry_run=True, failures=tuple(failures))
+        return plan, summary._replace(dry_run=True, failures=tuple(failures))
 
     ctx.sink.add_total(len(plan.uploads), plan.bytes_to_upload)
     done: list[Upload | Copy] = []

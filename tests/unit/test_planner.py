@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 
 import pytest
@@ -245,8 +244,8 @@ def test_swapped_contents_of_equal_size_after_sha1_resolution() -> None:
     first = plan_sync([a, b], listing(remote_a, remote_b))
     assert sorted(first.unresolved) == ["a", "b"]
     resolved = listing(
-        dataclasses.replace(remote_a, sha1=digest_bytes(b"AA").sha1),
-        dataclasses.replace(remote_b, sha1=digest_bytes(b"BB").sha1),
+        remote_a._replace(sha1=digest_bytes(b"AA").sha1),
+        remote_b._replace(sha1=digest_bytes(b"BB").sha1),
     )
     plan = plan_sync([a, b], resolved)
     assert plan.unresolved == []
@@ -345,8 +344,8 @@ def test_plan_sync_properties(
             assert key in remote_listing
             assert remote_listing[key].sha1 is None
             assert remote_listing[key].size == len(local_files[key])
-            remote_listing[key] = dataclasses.replace(
-                remote_listing[key], sha1=digest_bytes(remote_objects[key][0]).sha1
+            remote_listing[key] = remote_listing[key]._replace(
+                sha1=digest_bytes(remote_objects[key][0]).sha1
             )
         plan = plan_sync(entries, remote_listing, delete_extras=delete_extras)
     assert plan.unresolved == []
