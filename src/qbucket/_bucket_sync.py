@@ -9,6 +9,7 @@ plans (pure) and executes through :mod:`qbucket._sync`, :mod:`qbucket._pull` or
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 import sys
@@ -277,7 +278,12 @@ class SyncMethods:
         cache: HashCache | None = None
         try:
             cache = HashCache(cache_dir() / "digests.sqlite")
-            files = LocalDigests(self._name, cache, listing.hashed)
+            # A file to read is most likely one to send: the transfer loop then starts at once,
+            # beside the walk and the listing (a no-op sync never starts it). The bench's
+            # change (1 % of 2000 files edited, 1 % added), in three series of 9-13 alternating
+            # runs: medians 0.409 -> 0.366, 0.421 -> 0.407 and 0.438 -> 0.426 s.
+            start = None if dry_run else functools.partial(self._transport.start, self._name)
+            files = LocalDigests(self._name, cache, listing.hashed, on_read=start)
             excluded = feed(files)
             sink = make_sink(
                 None if dry_run else options.progress, f"sync to s3://{self._name}/{prefix}"

@@ -184,14 +184,21 @@ class LocalDigests:
     made: a hit becomes its :class:`LocalEntry` at once and is put in ``found``, where a listing
     running meanwhile compares against it; so an unchanged file is never held twice, and its
     remote twin is settled as soon as it is listed. :meth:`finish` reads the rest.
+    ``on_read`` is called as soon as there is a file to read (a sync starts its transfer loop
+    then).
     """
 
     def __init__(
-        self, bucket: str, cache: HashCache, found: dict[str, LocalEntry] | None = None
+        self,
+        bucket: str,
+        cache: HashCache,
+        found: dict[str, LocalEntry] | None = None,
+        on_read: Callable[[], object] | None = None,
     ) -> None:
         self.bucket = bucket
         self.cache = cache
         self.found = found
+        self._on_read = on_read  # called once, when the first file the cache cannot settle shows
         self.entries: list[LocalEntry] = []
         self.failures: list[QBucketError] = []
         self._batch: list[SourceFile] = []
@@ -208,6 +215,9 @@ class LocalDigests:
         self.entries += hits
         self.failures += errors
         self._misses += missed
+        if missed and self._on_read is not None:
+            on_read, self._on_read = self._on_read, None
+            on_read()
         if self.found is not None:
             self.found.update((entry.key, entry) for entry in hits)
 

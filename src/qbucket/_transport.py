@@ -105,6 +105,7 @@ class Transport:
         self._limit: asyncio.Semaphore | None = None
         self._large: asyncio.Semaphore | None = None
         self._ranges: asyncio.Semaphore | None = None
+        self._starter: threading.Thread | None = None  # see start()
         self._pid = os.getpid()
 
     def __repr__(self) -> str:
@@ -181,6 +182,26 @@ class Transport:
                 self.region,
                 concurrency=self.concurrency,
             )
+
+    def start(self, bucket: str) -> None:
+        """Start the loop thread and ``bucket``'s store in the background, and return at once.
+
+        A sync calls this as soon as it finds a file to read, which it will most likely send:
+        starting the loop (asyncio's import alone is ~40 ms) then overlaps the rest of its walk
+        and listing instead of delaying its first upload. Errors are left to the first real
+        use of the loop, which meets them again and reports them.
+        """
+        if self._loop is not None and self._pid == os.getpid():
+            return
+
+        def start() -> None:
+            with contextlib.suppress(Exception):
+                self._ensure_loop()
+                self.store(bucket)
+
+        starter = threading.Thread(target=start, name="qbucket-start", daemon=True)
+        self._starter = starter
+        starter.start()
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         # asyncio is imported here, with the first transfer: a sync with nothing to send plans
@@ -302,6 +323,9 @@ class Transport:
     def close(self) -> None:
         """Stop the loop thread and drop the clients. Pending transfers are the caller's
         business: :class:`Bucket` flushes before its connection closes."""
+        starter, self._starter = self._starter, None
+        if starter is not None:
+            starter.join()  # else the loop it is starting would outlive the close
         with self._lock:
             loop, thread = self._loop, self._thread
             self._loop = self._thread = self._limit = self._large = self._ranges = None

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -328,8 +329,12 @@ def test_sync_with_nothing_to_do_imports_no_transfer_machinery(
     # A no-op resync is start-up bound: it plans on plain threads and never imports asyncio
     # (nor obstore or boto3), which a sync that sends something needs, nor the download side,
     # nor platformdirs (the XDG dirs are found without it on Linux), nor tomllib when there is
-    # no config file.
+    # no config file. The tree is a day old, so that the digest cache settles it (files
+    # modified in the last seconds are read again, and a file to read starts the transfer loop).
     src = make_tree(tmp_path / "src", {f"d{i % 3}/f{i}": b"%d" % i for i in range(30)})
+    day_ago = time.time_ns() - 86_400 * 10**9
+    for path in src.rglob("*"):
+        os.utime(path, ns=(day_ago, day_ago))
     argv = [sys.executable, "-c", NO_OP_SYNC, s3_server.endpoint, s3_server.access_key]
     argv += [s3_server.secret_key, bucket.uuid, str(src)]
     env = {key: value for key, value in os.environ.items() if key != "QBUCKET_HOME"}
@@ -350,3 +355,76 @@ def test_sync_with_nothing_to_do_imports_no_transfer_machinery(
     (tmp_path / "CONFIG" / "qbucket").mkdir(parents=True)
     (tmp_path / "CONFIG" / "qbucket" / "config.toml").write_text('region = "us-east-1"\n')
     assert run()["loaded"] == ["tomllib"]  # the config file is read: it is found there
+
+
+def test_a_sync_with_files_to_send_starts_the_transfer_loop_during_its_scan(
+    bucket: qbucket.Bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Starting the loop (importing asyncio) overlaps the walk and the listing once a file to
+    # read shows up; a sync with nothing to send, or a dry run, never starts it.
+    from qbucket._transport import Transport
+
+    events: list[str] = []
+    start, run = Transport.start, Transport.run
+
+    def recording_start(self: Transport, name: str) -> None:
+        events.append(f"start {name}")
+        start(self, name)
+
+    def recording_run(self: Transport, coro: Any) -> Any:
+        events.append("run")
+        return run(self, coro)
+
+    monkeypatch.setattr(Transport, "start", recording_start)
+    monkeypatch.setattr(Transport, "run", recording_run)
+    src = make_tree(tmp_path / "src", TREE)
+    day_ago = time.time_ns() - 86_400 * 10**9
+    for path in src.rglob("*"):  # old enough for their digests to be cached
+        os.utime(path, ns=(day_ago, day_ago))
+    assert bucket.sync_directory(src, dry_run=True).uploaded == len(TREE)  # read, not sent
+    assert events == []
+    (src / "new.txt").write_bytes(b"new")  # the one file the digest cache does not know
+    os.utime(src / "new.txt", ns=(day_ago, day_ago))
+    assert bucket.sync_directory(src).uploaded == len(TREE) + 1
+    assert events[0] == f"start {bucket.uuid}" and "run" in events
+    assert events.count(f"start {bucket.uuid}") == 1
+    events.clear()
+    assert bucket.sync_directory(src).unchanged == len(TREE) + 1
+    assert events == []
+
+
+def test_transport_start_brings_up_a_loop_that_transfers_then_use(
+    s3_server: Any, bucket: qbucket.Bucket, s3: Any
+) -> None:
+    from qbucket._transport import Transport
+
+    transport = Transport(
+        s3_server.endpoint, s3_server.access_key, s3_server.secret_key, "us-east-1"
+    )
+    try:
+        transport.start(bucket.uuid)
+        deadline = time.monotonic() + 30
+        while transport._loop is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert transport._loop is not None  # started without any request being made
+        transport.start(bucket.uuid)  # a second call is a no-op
+
+        async def put() -> None:
+            from obstore import put_async
+
+            await put_async(transport.store(bucket.uuid), "k", b"started")
+
+        transport.run(put())
+    finally:
+        transport.close()
+    assert remote_objects(s3, bucket.uuid) == {"k": b"started"}
+
+
+def test_closing_a_transport_while_it_starts_leaves_no_thread(s3_server: Any) -> None:
+    from qbucket._transport import Transport
+
+    before = set(threading.enumerate())
+    transport = Transport(s3_server.endpoint, s3_server.access_key, s3_server.secret_key, "r")
+    transport.start("any-bucket")
+    transport.close()
+    assert {thread.name for thread in set(threading.enumerate()) - before} == set()
