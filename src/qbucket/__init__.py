@@ -33,8 +33,7 @@ from ._exceptions import (
     UnauthorizedException,
     UnsafeKeyError,
 )
-from ._objects import ObjectSummary
-from ._sync import SyncSummary
+from ._objects import ObjectSummary, SyncSummary
 
 __version__ = "0.1.0"
 

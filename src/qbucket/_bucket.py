@@ -30,7 +30,6 @@ from ._keys import (
     normalize_prefix,
     validate_bucket_name,
 )
-from ._listing import summary
 from ._objects import ObjectSummary
 from ._progress import ProgressCallback, make_sink
 from ._scan import check_directory, walk_files
@@ -245,18 +244,22 @@ class Bucket(SyncMethods):
         return self._list(directory.lstrip("/"))
 
     def _list(self, prefix: str) -> list[ObjectSummary]:
+        # Listed on the calling thread: a listing never needs the transfer loop (nor asyncio).
         self._settle()
-
-        async def collect() -> list[ObjectSummary]:
-            return [s async for s in _transfer.list_objects(self._transport, self._name, prefix)]
-
-        found: list[ObjectSummary] = self._run(collect())
+        lister = self._transport.lister()
+        try:
+            with mapped_errors("list", bucket=self._name, key=prefix or None):
+                found = [summary for page in lister.pages(self._name, prefix) for summary in page]
+        finally:
+            lister.close()
         self._known_to_exist = True
         return found
 
     def _list_level(self, prefix: str) -> tuple[list[str], list[ObjectSummary]]:
         """One level below ``prefix``, as a "/"-delimited listing gives it: the common prefixes
         (``prefix + name + "/"``) and the objects beside them. What ``qbucket ls`` shows."""
+        from ._listing import summary
+
         self._settle()
         lister = self._transport.lister()
         prefixes: list[str] = []

@@ -22,22 +22,15 @@ from ._config import cache_dir
 from ._error_mapping import mapped_errors
 from ._exceptions import BatchError, InvalidKeyError, LocalFileNotFoundError, QBucketError
 from ._filters import FilterRule, PathFilter, make_filter
-from ._hashcache import HashCache
 from ._keys import normalize_key, normalize_prefix
-from ._planner import Plan
+from ._objects import SyncSummary
 from ._progress import ProgressCallback, make_sink
-from ._scan import check_directory, walk_files
-from ._sync import (
-    LocalDigests,
-    ScopeListing,
-    SourceFile,
-    SyncContext,
-    SyncSummary,
-    run_sync,
-)
+from ._scan import SourceFile, check_directory, walk_files
 
 if TYPE_CHECKING:
+    from ._planner import Plan
     from ._pull import PullPlan
+    from ._sync import LocalDigests
     from ._transport import Transport
 
 Progress = bool | ProgressCallback | None
@@ -247,6 +240,8 @@ class SyncMethods:
             include=include,
             rules=rules,
         )
+        from ._planner import Plan
+
         assert isinstance(summary.plan, Plan)
         return summary.plan
 
@@ -271,6 +266,9 @@ class SyncMethods:
         """Mirror onto ``prefix`` the files that ``feed`` adds (it returns how many a filter
         excluded). The scope's listing starts first, so that it runs while ``feed`` walks the
         tree and looks its files up in the digest cache; it is stopped if ``feed`` fails."""
+        from ._hashcache import HashCache
+        from ._sync import LocalDigests, ScopeListing, SyncContext, run_sync
+
         started = time.perf_counter()
         self._settle()
         self._require_bucket()
@@ -358,6 +356,7 @@ class SyncMethods:
         path_filter = make_filter(exclude, include, rules) or None
         self._settle()
         self._require_bucket()
+        from ._hashcache import HashCache
         from ._pull import PullContext, run_pull  # the download side: imported when used
 
         cache = HashCache(cache_dir() / "digests.sqlite")
@@ -451,6 +450,7 @@ class SyncMethods:
         with mapped_errors("create directory", bucket=self._name, path=str(root)):
             root.mkdir(parents=True, exist_ok=True)
         sink = make_sink(progress, f"get from s3://{self._name}/{prefix}")
+        from ._hashcache import HashCache
         from ._pull import PullContext, run_get
 
         ctx = PullContext(self._transport, self._name, _reporter(verbose), HashCache(None), sink)

@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 from ._exceptions import BatchError, QBucketError
+from ._objects import SyncSummary
 from ._planner import Plan
 from ._pull import PullPlan
-from ._sync import SyncSummary
 
 
 class Ui(NamedTuple):

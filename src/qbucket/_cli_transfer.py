@@ -21,8 +21,8 @@ from ._cli_output import (
 )
 from ._connection import Connection
 from ._exceptions import BatchError, MissingKeyError, TooManyDeletesError
+from ._objects import SyncSummary
 from ._scan import walk_files
-from ._sync import SyncSummary
 
 
 def _finish(ui: Ui, summary: SyncSummary, document: functools.partial[dict[str, object]]) -> int:

@@ -8,7 +8,6 @@ meaningful line: obstore appends multi-line debug dumps, botocore long request i
 from __future__ import annotations
 
 import contextlib
-import http.client
 import re
 import sys
 from collections.abc import Iterator
@@ -28,7 +27,17 @@ from ._exceptions import (
     TransferError,
     UnauthorizedException,
 )
-from ._listing import S3ResponseError
+
+
+class S3ResponseError(Exception):
+    """A non-2xx answer to the listing's own requests (:mod:`qbucket._listing`): ``code`` is
+    S3's error code (or the status), ``status`` the HTTP status."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}" if message else code)
+        self.status = status
+        self.code = code
+
 
 _AUTH_CODES = {
     "AccessDenied",
@@ -123,12 +132,14 @@ def translate(
 
     if isinstance(exc, S3ResponseError):
         return _from_s3_error(exc.code, exc.status, _short(str(exc)), action, where, context)
-    if isinstance(exc, http.client.HTTPException):
+    # http.client (the listing's) and botocore are imported by their users alone: until then
+    # no exception can come from them, and importing them here would cost every command.
+    http_client = sys.modules.get("http.client")
+    if http_client is not None and isinstance(exc, http_client.HTTPException):
         return BucketStorageUnavailableException(
             f"cannot {action}{where}: the storage server answered badly ({_short(str(exc))})",
             **context,
         )
-    # botocore is imported only when boto3 was used: otherwise no exception can come from it.
     boto_errors = sys.modules.get("botocore.exceptions")
     if boto_errors is not None:
         if isinstance(exc, boto_errors.ClientError):

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from typing import NamedTuple
 from urllib.parse import quote, unquote_plus, urlsplit
 
+from ._error_mapping import S3ResponseError
 from ._objects import ObjectSummary
 
 NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
@@ -33,15 +34,6 @@ EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 PAGE_SIZE = 1000
 ATTEMPTS = 5
 TIMEOUT_S = 60
-
-
-class S3ResponseError(Exception):
-    """A non-2xx answer: ``code`` is S3's error code (or the status), ``status`` the HTTP status."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}" if message else code)
-        self.status = status
-        self.code = code
 
 
 def _uri_encode(text: str, *, slash: bool) -> str:

@@ -1,9 +1,14 @@
-"""The object summaries that listings return."""
+"""The records qbucket hands back: object summaries (listings) and sync summaries."""
 
 from __future__ import annotations
 
 import datetime
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from ._exceptions import QBucketError
+    from ._planner import Plan
+    from ._pull import PullPlan
 
 # qbucket's records are NamedTuples, not dataclasses: a dataclass costs ~1.2 ms to define (its
 # methods are compiled from source), and the module pulls in inspect, ~10 ms more; a NamedTuple
@@ -31,3 +36,42 @@ class ObjectSummary(NamedTuple):
 
     def __str__(self) -> str:
         return f"s3://{self.bucket_name}/{self.key}"
+
+
+class SyncSummary(NamedTuple):
+    """What a sync did (or, with ``dry_run``, would do). Returned by :meth:`Bucket.sync_directory`,
+    :meth:`Bucket.sync_files`, :meth:`Bucket.sync_to_directory` and :meth:`Bucket.put_files`.
+
+    Attributes:
+        uploaded: files sent.
+        copied: objects copied server-side instead of sent (same content as another object).
+        deleted: remote extras deleted (upload direction), local extras deleted (download).
+        unchanged: files whose content was already there.
+        bytes_uploaded: bytes sent.
+        seconds: wall time.
+        downloaded: objects fetched (download direction).
+        bytes_downloaded: bytes fetched.
+        excluded: files left out by the include/exclude rules (a local directory that they
+            exclude as a whole is not walked, and its files are not counted).
+        dry_run: nothing was changed; the counts say what would be done.
+        plan: what was (or would be) done, operation by operation.
+        failures: with ``dry_run``, what would fail (unreadable files, refused keys). A real
+            run raises :class:`BatchError` instead.
+    """
+
+    uploaded: int
+    copied: int
+    deleted: int
+    unchanged: int
+    bytes_uploaded: int
+    seconds: float
+    downloaded: int = 0
+    bytes_downloaded: int = 0
+    excluded: int = 0
+    dry_run: bool = False
+    plan: Plan | PullPlan | None = None
+    failures: tuple[QBucketError, ...] = ()
+
+    def __repr__(self) -> str:  # the plan and failures can be thousands of entries long
+        counts = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields[:-2])
+        return f"SyncSummary({counts})"

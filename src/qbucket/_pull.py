@@ -32,11 +32,11 @@ from ._exceptions import QBucketError, UnsafeKeyError
 from ._hashcache import HashCache
 from ._hashing import Digests
 from ._keys import is_directory_marker, key_to_relative_path
-from ._objects import ObjectSummary
+from ._objects import ObjectSummary, SyncSummary
 from ._planner import RemoteEntry, same_content
 from ._progress import ProgressSink
-from ._scan import LocalFile, walk_files
-from ._sync import SourceFile, SyncSummary, check_max_delete, hash_all
+from ._scan import LocalFile, SourceFile, walk_files
+from ._sync import check_max_delete, hash_all
 
 if TYPE_CHECKING:
     from ._filters import PathFilter

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from . import _transfer
 from ._exceptions import QBucketError
 from ._progress import ProgressSink
-from ._sync import SourceFile
+from ._scan import SourceFile
 
 if TYPE_CHECKING:
     from ._transport import Transport

@@ -43,6 +43,16 @@ class LocalFile(NamedTuple):
     stamp: Stamp
 
 
+class SourceFile(NamedTuple):
+    """A local file to mirror: its key, its path, its size when it was found and, if the walk
+    that found it stat'ed it, its :func:`stat_key` then."""
+
+    key: str
+    path: str
+    size: int
+    stamp: Stamp | None = None
+
+
 def check_directory(root: str | os.PathLike[str]) -> str:
     """``root`` as a str if it is a directory, else the error that says what it is."""
     root = os.fspath(root)

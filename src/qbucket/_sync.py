@@ -31,13 +31,14 @@ from ._exceptions import BatchError, QBucketError, TooManyDeletesError, Transfer
 from ._hashcache import HashCache
 from ._hashing import Stamp, digest_file_checked, plain_md5_etag, stat_key
 from ._listing import Listed
+from ._objects import SyncSummary
 from ._planner import SAME_AS_LOCAL, Copy, LocalEntry, Plan, RemoteEntry, Upload, plan_sync
 from ._progress import ProgressSink
 from ._remote_scan import scan_scope
+from ._scan import SourceFile
 from ._threads import InThread, each_in_threads
 
 if TYPE_CHECKING:
-    from ._pull import PullPlan
     from ._transport import Transport
 
 T = TypeVar("T")
@@ -46,55 +47,6 @@ HASH_CONCURRENCY = 4
 HASH_BATCH = 128
 HASH_BATCH_BYTES = 32 << 20
 LOOKUP_BATCH = 500  # files per digest-cache query, and per publication to the listing
-
-
-class SyncSummary(NamedTuple):
-    """What a sync did (or, with ``dry_run``, would do). Returned by :meth:`Bucket.sync_directory`,
-    :meth:`Bucket.sync_files`, :meth:`Bucket.sync_to_directory` and :meth:`Bucket.put_files`.
-
-    Attributes:
-        uploaded: files sent.
-        copied: objects copied server-side instead of sent (same content as another object).
-        deleted: remote extras deleted (upload direction), local extras deleted (download).
-        unchanged: files whose content was already there.
-        bytes_uploaded: bytes sent.
-        seconds: wall time.
-        downloaded: objects fetched (download direction).
-        bytes_downloaded: bytes fetched.
-        excluded: files left out by the include/exclude rules (a local directory that they
-            exclude as a whole is not walked, and its files are not counted).
-        dry_run: nothing was changed; the counts say what would be done.
-        plan: what was (or would be) done, operation by operation.
-        failures: with ``dry_run``, what would fail (unreadable files, refused keys). A real
-            run raises :class:`BatchError` instead.
-    """
-
-    uploaded: int
-    copied: int
-    deleted: int
-    unchanged: int
-    bytes_uploaded: int
-    seconds: float
-    downloaded: int = 0
-    bytes_downloaded: int = 0
-    excluded: int = 0
-    dry_run: bool = False
-    plan: Plan | PullPlan | None = None
-    failures: tuple[QBucketError, ...] = ()
-
-    def __repr__(self) -> str:  # the plan and failures can be thousands of entries long
-        counts = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields[:-2])
-        return f"SyncSummary({counts})"
-
-
-class SourceFile(NamedTuple):
-    """A local file to mirror: its key, its path, its size when it was found and, if the walk
-    that found it stat'ed it, its :func:`stat_key` then."""
-
-    key: str
-    path: str
-    size: int
-    stamp: Stamp | None = None
 
 
 class SyncContext(NamedTuple):

@@ -4,6 +4,7 @@ with no partial file under a final name."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Iterator
@@ -228,7 +229,10 @@ def test_ranged_download_always_cut_leaves_no_file_and_no_descriptor(
     out = tmp_path / "out"
     out.mkdir()
     (out / "ranged.bin").write_bytes(b"previous version")
-    proxied.list_files()  # the connection's own descriptors are open before the count
+    # The connection's own descriptors (the transfer loop's among them: a listing does not
+    # start it) are open before the count.
+    proxied.list_files()
+    proxied._transport.run(asyncio.sleep(0))
     before = _open_descriptors()
     proxy.add(Rule("cut_body", method="GET", target="/ranged.bin", times=None, after=300_000))
     with pytest.raises(qbucket.BatchError) as caught:

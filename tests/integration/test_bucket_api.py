@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import json
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -848,3 +851,37 @@ def test_large_multipart_object_downloads_in_parallel_ranges_byte_identical(
     assert bucket.get_file("big.bin", str(tmp_path / "single.bin")) == str(tmp_path / "single.bin")
     assert (tmp_path / "single.bin").read_bytes() == data
     assert temp_leftovers(tmp_path) == []
+
+
+LIST_THEN_DOWNLOAD = """
+import json, sys, qbucket
+endpoint, access, secret, bucket, out = sys.argv[1:]
+sync_side = ("sqlite3", "qbucket._sync", "qbucket._planner", "qbucket._hashcache")
+with qbucket.Connection(endpoint, access, secret) as conn:
+    b = qbucket.Bucket(conn, bucket, create=False)
+    listed = sorted(summary.key for summary in b.list_files())
+    after_listing = [name for name in ("asyncio", "obstore") if name in sys.modules]
+    written = b.get_all_files(out)
+loaded = [name for name in sync_side if name in sys.modules]
+print(json.dumps({"listed": listed, "after_listing": after_listing, "written": len(written),
+                  "sync_side": loaded}))
+"""
+
+
+def test_listing_needs_no_transfer_loop_and_a_download_no_sync_machinery(
+    s3_server: ServerInfo, bucket: qbucket.Bucket, tmp_path: Path
+) -> None:
+    # Short commands are start-up bound: a listing runs on the calling thread (no asyncio,
+    # no obstore), and a download imports neither the planner nor the digest cache (sqlite3).
+    src = make_tree(tmp_path / "src", TREE)
+    bucket.sync_directory(src)
+    argv = [sys.executable, "-c", LIST_THEN_DOWNLOAD, s3_server.endpoint, s3_server.access_key]
+    argv += [s3_server.secret_key, bucket.uuid, str(tmp_path / "out")]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True)
+    result = json.loads(done.stdout)
+    assert result == {
+        "listed": sorted(TREE),
+        "after_listing": [],
+        "written": len(TREE),
+        "sync_side": [],
+    }

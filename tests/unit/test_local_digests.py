@@ -8,7 +8,8 @@ from pathlib import Path
 
 from qbucket._hashcache import HashCache
 from qbucket._hashing import digest_bytes
-from qbucket._sync import LOOKUP_BATCH, LocalDigests, SourceFile
+from qbucket._scan import SourceFile
+from qbucket._sync import LOOKUP_BATCH, LocalDigests
 
 DAY_AGO_NS = time.time_ns() - 86_400 * 10**9
 
