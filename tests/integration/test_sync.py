@@ -393,7 +393,7 @@ def test_a_sync_with_files_to_send_starts_the_transfer_loop_during_its_scan(
     assert events == []
 
 
-def test_transport_start_brings_up_a_loop_that_transfers_then_use(
+def test_transport_start_brings_up_the_loop_that_later_transfers_use(
     s3_server: Any, bucket: qbucket.Bucket, s3: Any
 ) -> None:
     from qbucket._transport import Transport
