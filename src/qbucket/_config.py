@@ -34,6 +34,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from ._exceptions import ConfigurationError
+from ._objects import repr_without
 
 DEFAULT_REGION = "us-east-1"
 FIELDS = ("storage_url", "access_key", "secret_key", "region")
@@ -112,10 +113,7 @@ class Settings(NamedTuple):
         return self.storage_url is None
 
     def __repr__(self) -> str:  # never the secret key: settings end up in logs and tracebacks
-        fields = ", ".join(
-            f"{name}={getattr(self, name)!r}" for name in self._fields if name != "secret_key"
-        )
-        return f"Settings({fields})"
+        return repr_without(self, "secret_key")
 
 
 def _read_config(

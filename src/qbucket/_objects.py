@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from ._exceptions import QBucketError
@@ -14,6 +14,15 @@ if TYPE_CHECKING:
 # methods are compiled from source), and the module pulls in inspect, ~10 ms more; a NamedTuple
 # costs ~0.3 ms. With some fifteen records on the way to a sync, that was a quarter of
 # ``import qbucket`` (~25 ms), which every short command pays: a no-op sync takes ~0.25 s.
+
+
+def repr_without(record: Any, *left_out: str) -> str:
+    """The repr of a NamedTuple ``record`` without the fields ``left_out`` (secrets, or
+    lists thousands of entries long)."""
+    fields = ", ".join(
+        f"{name}={getattr(record, name)!r}" for name in record._fields if name not in left_out
+    )
+    return f"{type(record).__name__}({fields})"
 
 
 class ObjectSummary(NamedTuple):
@@ -72,6 +81,5 @@ class SyncSummary(NamedTuple):
     plan: Plan | PullPlan | None = None
     failures: tuple[QBucketError, ...] = ()
 
-    def __repr__(self) -> str:  # the plan and failures can be thousands of entries long
-        counts = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields[:-2])
-        return f"SyncSummary({counts})"
+    def __repr__(self) -> str:
+        return repr_without(self, "plan", "failures")

@@ -30,6 +30,7 @@ from typing import NamedTuple
 
 from ._config import DEFAULT_REGION, data_dir
 from ._exceptions import EmbeddedServerError
+from ._objects import repr_without
 
 LOOPBACK = "127.0.0.1"
 PORT_NAMES = (
@@ -58,10 +59,7 @@ class ServerInfo(NamedTuple):
     root: Path
 
     def __repr__(self) -> str:  # never the secret key
-        fields = ", ".join(
-            f"{name}={getattr(self, name)!r}" for name in self._fields if name != "secret_key"
-        )
-        return f"ServerInfo({fields})"
+        return repr_without(self, "secret_key")
 
 
 def find_weed() -> str:
