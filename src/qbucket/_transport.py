@@ -193,6 +193,8 @@ class Transport:
         """
         if self._loop is not None and self._pid == os.getpid():
             return
+        if self._starter is not None and self._starter.is_alive():
+            return  # one start at a time: close() joins the one it knows of
 
         def start() -> None:
             with contextlib.suppress(Exception):

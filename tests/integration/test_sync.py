@@ -428,3 +428,28 @@ def test_closing_a_transport_while_it_starts_leaves_no_thread(s3_server: Any) ->
     transport.start("any-bucket")
     transport.close()
     assert {thread.name for thread in set(threading.enumerate()) - before} == set()
+
+
+def test_a_second_start_while_the_first_runs_starts_nothing(
+    s3_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # close() joins the start it knows of: a second one running beside it could leave a loop.
+    from qbucket._transport import Transport
+
+    release = threading.Event()
+    ensure_loop = Transport._ensure_loop
+
+    def slow_ensure_loop(self: Transport) -> Any:
+        release.wait(30)
+        return ensure_loop(self)
+
+    monkeypatch.setattr(Transport, "_ensure_loop", slow_ensure_loop)
+    before = set(threading.enumerate())
+    transport = Transport(s3_server.endpoint, s3_server.access_key, s3_server.secret_key, "r")
+    transport.start("any-bucket")
+    transport.start("other-bucket")
+    starting = [t for t in set(threading.enumerate()) - before if t.name == "qbucket-start"]
+    release.set()
+    transport.close()
+    assert len(starting) == 1
+    assert {thread.name for thread in set(threading.enumerate()) - before} == set()
