@@ -496,14 +496,10 @@ class Bucket(SyncMethods):
         with mapped_errors("create directory", bucket=self._name, path=str(root)):
             root.mkdir(parents=True, exist_ok=True)
         sink = make_sink(progress, f"s3://{self._name}")
-        from ._download import download_all
+        from ._download_batch import download_all
 
         try:
-            written: list[str]
-            failures: list[QBucketError]
-            written, failures = self._run(
-                download_all(self._transport, self._name, summaries, root, sink)
-            )
+            written, failures = download_all(self._transport, self._name, summaries, root, sink)
         finally:
             sink.close()
         if failures:

@@ -105,6 +105,8 @@ def _from_s3_error(
             "and secret key",
             **context,
         )
+    if code == "PreconditionFailed" or status == 412:  # an If-Match that no longer holds
+        return TransferError(f"cannot {action}{where}: the object changed meanwhile", **context)
     if code == "InvalidBucketName":
         return InvalidBucketNameError(f"invalid bucket name {bucket!r}: {message}", **context)
     if code == "BucketNotEmpty":

@@ -159,7 +159,8 @@ def parse_page(body: bytes, bucket: str) -> tuple[list[ObjectSummary], str | Non
     return [summary(bucket, listed) for listed in page.objects], page.token
 
 
-def _error(status: int, body: bytes) -> S3ResponseError:
+def s3_error(status: int, body: bytes) -> S3ResponseError:
+    """The error of a non-2xx answer, from S3's XML body when it has one."""
     code, message = str(status), ""
     try:
         root = ElementTree.fromstring(body)
@@ -234,7 +235,7 @@ class Lister:
             else:
                 if response.status == 200:
                     return body
-                error = _error(response.status, body)
+                error = s3_error(response.status, body)
                 retryable = response.status >= 500 or error.code in ("SlowDown", "RequestTimeout")
                 if not retryable or attempt == ATTEMPTS:
                     raise error

@@ -3,7 +3,7 @@
 The seed API's ``progress`` argument is either a callback ``(read, total, filename)`` — ``read``
 cumulative for that file, with a last call where ``read == total`` — or ``True`` for a progress bar.
 Transfers report to a :class:`ProgressSink`; no transfer code knows which kind it talks to.
-Reports arrive from qbucket's transfer thread.
+Reports arrive from qbucket's transfer thread, and from the threads of large downloads.
 """
 
 from __future__ import annotations
@@ -30,13 +30,16 @@ class ProgressSink:
 
 
 class CallbackSink(ProgressSink):
-    """Forwards each update to the user's ``(read, total, filename)`` callback."""
+    """Forwards each update to the user's ``(read, total, filename)`` callback, one call at a
+    time: the ranges of large downloads report from threads of their own."""
 
     def __init__(self, callback: ProgressCallback) -> None:
         self._callback = callback
+        self._lock = threading.Lock()
 
     def update(self, name: str, done: int, total: int) -> None:
-        self._callback(done, total, name)
+        with self._lock:
+            self._callback(done, total, name)
 
 
 class BarSink(ProgressSink):

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from obstore.store import S3Store
 
     from ._listing import Lister
+    from ._ranged import RangeClient
 
 T = TypeVar("T")
 
@@ -43,11 +44,6 @@ CONNECT_TIMEOUT_S = 5
 READ_STALL_TIMEOUT_S = 60  # no byte for this long on an open request: retry, then fail
 REQUEST_TIMEOUT_S = 3600  # one request (a part, a small object, a whole GET) may take this long
 LARGE_TRANSFERS = 1
-# Ranged GET streams of large downloads in flight, over all files: each buffers up to a chunk
-# (256 KiB) plus the socket's, so the bound keeps RSS flat however many large files come at once.
-# With 64 MiB ranges, on 2 x 256 MiB: 4 streams 0.95 s, 6 0.93 s, 8 0.90 s (s5cmd 0.93 s in the
-# same rounds), peak RSS 45 -> 48 MiB.
-RANGE_STREAMS = 8
 MAX_RETRIES = 5
 RETRY_WINDOW_S = 60
 
@@ -104,7 +100,6 @@ class Transport:
         self._thread: threading.Thread | None = None
         self._limit: asyncio.Semaphore | None = None
         self._large: asyncio.Semaphore | None = None
-        self._ranges: asyncio.Semaphore | None = None
         self._starter: threading.Thread | None = None  # see start()
         self._pid = os.getpid()
 
@@ -170,6 +165,19 @@ class Transport:
 
         return Lister(self.endpoint, self.region, self._access_key, self._secret_key)
 
+    def range_client(self) -> RangeClient:
+        """The client of large downloads' ranged GETs (plain threads, no loop: see _ranged)."""
+        from ._ranged import RangeClient
+
+        return RangeClient(
+            self.endpoint,
+            self.region,
+            self._access_key,
+            self._secret_key,
+            connect_timeout=CONNECT_TIMEOUT_S,
+            read_timeout=READ_STALL_TIMEOUT_S,
+        )
+
     # -- the loop thread ------------------------------------------------------------------
 
     def _check_fork(self) -> None:
@@ -220,7 +228,6 @@ class Transport:
                     asyncio.set_event_loop(loop)
                     self._limit = asyncio.Semaphore(self.concurrency)
                     self._large = asyncio.Semaphore(LARGE_TRANSFERS)
-                    self._ranges = asyncio.Semaphore(RANGE_STREAMS)
                     ready.set()
                     loop.run_forever()
 
@@ -239,17 +246,9 @@ class Transport:
     @property
     def large(self) -> asyncio.Semaphore:
         """Bounds the multipart uploads in flight: each already runs its parts in parallel, and
-        more of them at once only multiplies the part buffers in memory. (Ranged downloads take
-        :attr:`ranges` instead: two large files one after the other doubled download-large
-        time; bounding the streams, not the files, keeps memory flat at full speed.)"""
+        more of them at once only multiplies the part buffers in memory."""
         assert self._large is not None, "the loop thread is not running"
         return self._large
-
-    @property
-    def ranges(self) -> asyncio.Semaphore:
-        """Bounds the ranged GET streams of large downloads in flight, over all files."""
-        assert self._ranges is not None, "the loop thread is not running"
-        return self._ranges
 
     async def bounded(self, work: Awaitable[T]) -> T:
         """Await ``work`` within the bound on requests in flight (inside the loop thread)."""
@@ -330,7 +329,7 @@ class Transport:
             starter.join()  # else the loop it is starting would outlive the close
         with self._lock:
             loop, thread = self._loop, self._thread
-            self._loop = self._thread = self._limit = self._large = self._ranges = None
+            self._loop = self._thread = self._limit = self._large = None
             self._stores.clear()
             client, self._client, self._resource = self._client, None, None
         if loop is not None and thread is not None and self._pid == os.getpid():

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import obstore
 import pytest
 
 import qbucket
-from qbucket import _download, _scan, _transfer
+from qbucket import _ranged, _scan, _transfer
 from qbucket._download import download
 from qbucket._hashcache import HashCache
 from qbucket._progress import ProgressSink
@@ -28,8 +26,8 @@ def test_large_object_replaced_after_listing_is_an_error_not_a_mixed_file(
     bucket: qbucket.Bucket, s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Ranged GETs pinned with If-Match: parts of two versions can never be stitched together.
-    monkeypatch.setattr(_download, "PARALLEL_THRESHOLD", 6 << 20)
-    monkeypatch.setattr(_download, "PART", 2 << 20)
+    monkeypatch.setattr(_ranged, "PARALLEL_THRESHOLD", 6 << 20)
+    monkeypatch.setattr(_ranged, "PART", 2 << 20)
     first, second = os.urandom(12 << 20), os.urandom(12 << 20)
     (tmp_path / "v1").write_bytes(first)
     (tmp_path / "v2").write_bytes(second)
@@ -135,8 +133,8 @@ def test_ranged_download_that_does_not_match_its_digest_is_refused(
     # proxy, disk or bug): the digest, hashed in order as the ranges land, catches it before
     # the rename. That is the SHA-1 stored at upload for an object sent in parts, and the MD5
     # of the ETag for one sent in a single PUT.
-    monkeypatch.setattr(_download, "PARALLEL_THRESHOLD", 6 << 20)
-    monkeypatch.setattr(_download, "PART", 2 << 20)
+    monkeypatch.setattr(_ranged, "PARALLEL_THRESHOLD", 6 << 20)
+    monkeypatch.setattr(_ranged, "PART", 2 << 20)
     if multipart:
         monkeypatch.setattr(_transfer, "SINGLE_PUT_LIMIT", 6 << 20)
     data = os.urandom(12 << 20)
@@ -148,27 +146,29 @@ def test_ranged_download_that_does_not_match_its_digest_is_refused(
     out = tmp_path / "out"
     out.mkdir()
     (out / "big").write_bytes(b"previous")
-    real_get = obstore.get
-    corrupted: list[tuple[int, int]] = []
+    real_open = _ranged.RangeClient.open
+    corrupted: list[int] = []
 
     class Corrupting:  # a range's answer whose first chunk has one bit flipped
         def __init__(self, answer: Any, start: int) -> None:
-            self.attributes = answer.attributes
             self._answer, self._start = answer, start
 
-        def stream(self, **options: Any) -> Iterator[bytes]:
-            for n, chunk in enumerate(self._answer.stream(**options)):
-                if n == 0:
-                    corrupted.append((self._start, len(chunk)))
-                    chunk = bytes([chunk[0] ^ 1]) + bytes(chunk)[1:]
-                yield chunk
+        def getheader(self, name: str, default: str | None = None) -> str | None:
+            return self._answer.getheader(name, default)  # type: ignore[no-any-return]
 
-    def corrupting_get(store: Any, key: str, *, options: Any) -> Any:
-        start = options["range"][0]
-        answer = real_get(store, key, options=options)
-        return Corrupting(answer, start) if start == 4 << 20 and not corrupted else answer
+        def readinto(self, view: memoryview) -> int:
+            received: int = self._answer.readinto(view)
+            if received and not corrupted:
+                corrupted.append(self._start)
+                view[0] ^= 1
+            return received
 
-    monkeypatch.setattr(obstore, "get", corrupting_get)
+    def corrupting_open(self: Any, *request: Any) -> tuple[Any, Any]:
+        connection, answer = real_open(self, *request)
+        start = request[2]
+        return connection, Corrupting(answer, start) if start == 4 << 20 else answer
+
+    monkeypatch.setattr(_ranged.RangeClient, "open", corrupting_open)
     with pytest.raises(qbucket.BatchError) as caught:
         bucket.get_all_files(str(out))
     (failure,) = caught.value.failures
@@ -177,6 +177,6 @@ def test_ranged_download_that_does_not_match_its_digest_is_refused(
     assert (out / "big").read_bytes() == b"previous"
     assert sorted(os.listdir(out)) == ["big"]  # no temporary left
 
-    monkeypatch.setattr(obstore, "get", real_get)
+    monkeypatch.setattr(_ranged.RangeClient, "open", real_open)
     bucket.get_all_files(str(out))
     assert (out / "big").read_bytes() == data

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import qbucket
-from qbucket import _download, _listing, _transfer, _transport
+from qbucket import _listing, _ranged, _transfer, _transport
 from qbucket._server import ServerInfo
 
 from .proxy import FaultProxy, Rule
@@ -189,8 +189,8 @@ def _multipart_object(
 ) -> bytes:
     """A 12 MiB object stored in parts (no MD5 ETag), which downloads fetch in 2 MiB ranges."""
     monkeypatch.setattr(_transfer, "SINGLE_PUT_LIMIT", 6 << 20)
-    monkeypatch.setattr(_download, "PARALLEL_THRESHOLD", 6 << 20)
-    monkeypatch.setattr(_download, "PART", 2 << 20)
+    monkeypatch.setattr(_ranged, "PARALLEL_THRESHOLD", 6 << 20)
+    monkeypatch.setattr(_ranged, "PART", 2 << 20)
     data = os.urandom(12 << 20)
     (tmp_path / "src.bin").write_bytes(data)
     bucket.add_file(str(tmp_path / "src.bin"), "ranged.bin")

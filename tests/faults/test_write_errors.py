@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 import qbucket
-from qbucket import _download
+from qbucket import _ranged
 from qbucket._scan import is_download_temporary
 from qbucket._server import ServerInfo
 
@@ -86,8 +86,8 @@ def test_enospc_and_eio_at_the_descriptor_fail_only_their_object(
 ) -> None:
     # The other two errnos of case 8, injected where the bytes meet the file: os.write of a small
     # object fails with ENOSPC (disk full), os.pwrite of a range of a large one with EIO.
-    monkeypatch.setattr(_download, "PARALLEL_THRESHOLD", 6 << 20)
-    monkeypatch.setattr(_download, "PART", 2 << 20)
+    monkeypatch.setattr(_ranged, "PARALLEL_THRESHOLD", 6 << 20)
+    monkeypatch.setattr(_ranged, "PART", 2 << 20)
     objects = {"ok": os.urandom(50_000), "full": os.urandom(50_000), "broken": os.urandom(9 << 20)}
     for key, data in objects.items():
         s3.put_object(Bucket=bucket.uuid, Key=key, Body=data)

@@ -811,20 +811,20 @@ def test_large_single_put_object_downloads_in_parallel_ranges_md5_checked(
 ) -> None:
     # Other tools send objects of hundreds of MiB in one PUT (rclone up to 200 MiB): those are
     # fetched in ranges too, and the MD5 of their ETag is checked as the ranges land.
-    from qbucket import _download
+    from qbucket import _ranged
 
-    monkeypatch.setattr(_download, "PARALLEL_THRESHOLD", 6 << 20)
-    monkeypatch.setattr(_download, "PART", 2 << 20)
+    monkeypatch.setattr(_ranged, "PARALLEL_THRESHOLD", 6 << 20)
+    monkeypatch.setattr(_ranged, "PART", 2 << 20)
     data = os.urandom((12 << 20) + 5)
     s3.put_object(Bucket=bucket.uuid, Key="single.bin", Body=data)
     ranges: list[int] = []
-    real_fetch = _download._RangedFile.fetch
+    real_fetch = _ranged.RangedFile.fetch
 
-    def counted(self: Any, store: Any, bucket_: str, key: str, e_tag: str, *span: int) -> None:
-        ranges.append(span[0])
-        real_fetch(self, store, bucket_, key, e_tag, *span)
+    def counted(self: Any, start: int, end: int) -> None:
+        ranges.append(start)
+        real_fetch(self, start, end)
 
-    monkeypatch.setattr(_download._RangedFile, "fetch", counted)
+    monkeypatch.setattr(_ranged.RangedFile, "fetch", counted)
     bucket.get_all_files(tmp_path / "out")
     assert sorted(ranges) == list(range(0, len(data), 2 << 20))
     assert (tmp_path / "out" / "single.bin").read_bytes() == data
@@ -834,9 +834,9 @@ def test_large_single_put_object_downloads_in_parallel_ranges_md5_checked(
 def test_large_multipart_object_downloads_in_parallel_ranges_byte_identical(
     bucket: qbucket.Bucket, tmp_path: Path
 ) -> None:
-    from qbucket import _download
+    from qbucket import _ranged
 
-    data = os.urandom(_download.PARALLEL_THRESHOLD + 3 * 1024 * 1024 + 17)  # ragged last part
+    data = os.urandom(_ranged.PARALLEL_THRESHOLD + 3 * 1024 * 1024 + 17)  # ragged last part
     (tmp_path / "big.bin").write_bytes(data)
     bucket.add_file(str(tmp_path / "big.bin"), "big.bin")
     bucket.flush()

@@ -10,7 +10,8 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qbucket._download import Job, _prepare_directories, across_directories
+from qbucket._download import across_directories
+from qbucket._download_batch import Job, prepare_directories
 from qbucket._exceptions import LocalPathError
 from qbucket._objects import ObjectSummary
 
@@ -31,7 +32,7 @@ def test_each_directory_is_made_and_the_unusable_ones_are_named(tmp_path: Path) 
     fine, deep = root / "a", root / "b" / "c" / "d"
     blocked, escaping = root / "taken" / "x", root / "link" / "y"
 
-    problems = _prepare_directories(root, [fine, deep, blocked, escaping])
+    problems = prepare_directories(root, [fine, deep, blocked, escaping])
 
     assert fine.is_dir() and deep.is_dir()
     assert set(problems) == {blocked, escaping}

@@ -1,0 +1,437 @@
+"""Large downloads: parallel ranged GETs on plain threads, written in place with pwrite.
+
+Each range is one GET signed like the listing's (SigV4, :func:`qbucket._listing.sign_v4`), on a
+connection of its own, read by http.client's ``readinto`` into a 256 KiB buffer and written at
+its offset. No event loop and no obstore, which carry every other request: obstore's stream
+copies each chunk once more to reach the chunk size asked for, and a batch of a few large
+objects would pay asyncio's import and obstore's load (~60 ms together) before its first byte.
+Measured on 2 x 256 MiB against SeaweedFS, medians of 9 alternating runs: obstore ranges on
+the loop 1.009 s, obstore ranges on plain threads 0.903 s, this 0.826 s (user CPU 0.34 ->
+0.17 s). Buffers of 1 MiB and more cost more system time than they save: the copy out of the
+socket then no longer stays in the CPU's cache for pwrite (4 MiB: 2.3 s of it).
+
+Every range is pinned to the listed ETag (If-Match), so a file is never stitched from two
+versions; a range cut off mid-body is asked again from where it stopped. The file must match the
+MD5 of a plain ETag, else the SHA-1 that qbucket stored at upload, if any (an ETag of parts is no
+digest of the content), hashed in order as the ranges land.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import hashlib
+import http.client
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import quote, urlsplit
+
+from ._download_batch import Job, directory_failure, install, job_failure, temporary_path
+from ._error_mapping import translate
+from ._exceptions import MissingKeyError, QBucketError, TransferError
+from ._hashing import SHA1_METADATA, plain_md5_etag
+from ._keys import obstore_can_address
+from ._listing import s3_error, sign_v4
+from ._objects import ObjectSummary
+from ._progress import ProgressSink
+from ._threads import each_in_threads
+
+if TYPE_CHECKING:
+    from ._transport import Transport
+
+PARALLEL_THRESHOLD = 64 << 20  # above: parallel ranged GETs into one file
+# Measured on 2 x 256 MiB, medians of 11 alternating runs: 32 MiB ranges 1.00 s, 64 MiB 0.95 s
+# (SeaweedFS spends less CPU per byte on fewer, longer reads; 16 MiB was slower still).
+PART = 64 << 20
+PART_CONCURRENCY = 4  # streams per file
+# Files fetched at once: with PART_CONCURRENCY, 8 streams in all. On 2 x 256 MiB, 4 streams
+# 0.95 s, 6 0.93 s, 8 0.90 s; each holds one buffer, so memory stays flat however many files.
+FILES_AT_ONCE = 2
+BUFFER = 256 << 10
+PROGRESS_STEP = 1 << 20  # a ranged download reports progress every MiB
+ATTEMPTS = 5  # per range; each new attempt resumes where the last one stopped
+SHA1_HEADER = f"x-amz-meta-{SHA1_METADATA}"
+
+
+def takes(listed: ObjectSummary) -> bool:
+    """Whether a listed object is fetched here: a large one, with an ETag to pin the ranges to.
+    Keys obstore cannot name (``a//b``, control characters) are the ones S3 servers may read
+    differently in a request path: the general path fetches them through boto3."""
+    return (
+        bool(listed.e_tag) and listed.size > PARALLEL_THRESHOLD and obstore_can_address(listed.key)
+    )
+
+
+class _Retry(Exception):
+    """A range's attempt failed in a way worth another: the network, or a 5xx/SlowDown.
+    ``cause`` is that failure; ``reached``, the offset up to which the range is written."""
+
+    def __init__(self, cause: Exception, reached: int | None = None) -> None:
+        super().__init__(str(cause) or type(cause).__name__)
+        self.cause = cause
+        self.reached = reached
+
+
+class RangeClient:
+    """Opens signed ranged GETs on one endpoint (path-style), a connection each. Thread-safe."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        region: str,
+        access_key: str,
+        secret_key: str,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+    ) -> None:
+        parts = urlsplit(endpoint)
+        self._https = parts.scheme == "https"
+        self._host = parts.netloc
+        self._hostname = parts.hostname or ""
+        self._port = parts.port
+        self._region = region
+        self._access_key = access_key
+        self._secret_key = secret_key
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+
+    def __repr__(self) -> str:
+        return f"RangeClient({self._host!r})"
+
+    def open(
+        self, bucket: str, key: str, start: int, end: int, e_tag: str
+    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        """GET bytes ``start``-``end`` of ``key`` if its ETag is still ``e_tag``: the open
+        connection and its answer, whose body is the range. The caller closes the connection.
+
+        Raises:
+            _Retry: the network failed, or the server answered 5xx or SlowDown.
+            S3ResponseError: any other refusal (403, 404, 412...).
+        """
+        path = f"/{bucket}/{key}"
+        headers = sign_v4(
+            "GET",
+            self._host,
+            path,
+            {},
+            region=self._region,
+            access_key=self._access_key,
+            secret_key=self._secret_key,
+        )
+        headers["Range"] = f"bytes={start}-{end - 1}"
+        headers["If-Match"] = e_tag
+        kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+        connection = kind(self._hostname, self._port, timeout=self._connect_timeout)
+        try:
+            connection.connect()
+            assert connection.sock is not None
+            connection.sock.settimeout(self._read_timeout)
+            connection.request("GET", quote(path, safe="/-_.~"), headers=headers)
+            response = connection.getresponse()
+            if response.status == 206 or (response.status == 200 and start == 0):
+                served = response.getheader("Content-Range", f"bytes {start}-")
+                if served.startswith(f"bytes {start}-{end - 1}/") or response.status == 200:
+                    return connection, response
+                connection.close()
+                raise TransferError(
+                    f"download of s3://{bucket}/{key}: asked for bytes {start}-{end - 1}, "
+                    f"the server sent {served}",
+                    bucket=bucket,
+                    key=key,
+                )
+            error = s3_error(response.status, response.read())
+        except (OSError, http.client.HTTPException) as exc:  # timeouts are OSErrors
+            connection.close()
+            raise _Retry(exc) from exc
+        connection.close()
+        if response.status >= 500 or error.code in ("SlowDown", "RequestTimeout"):
+            raise _Retry(error) from error
+        raise error
+
+
+class _InOrderDigest:
+    """The MD5 or SHA-1 of a file written out of order (parallel ranges), computed as the written
+    prefix grows: each extent is hashed once the bytes before it are, from the chunk in hand
+    when it is the next one, else read back from the file (page cache). The hashing overlaps
+    the download instead of re-reading the whole file at the end."""
+
+    def __init__(self, fd: int, algorithm: str, expected: str) -> None:
+        self._fd = fd
+        self.algorithm = algorithm
+        self._expected = expected
+        self._digest = hashlib.new(algorithm)
+        self._frontier = 0
+        self._pending: dict[int, int] = {}  # written, not yet hashed: start -> end
+        self._lock = threading.Lock()
+
+    def written(self, start: int, chunk: memoryview) -> None:
+        """``chunk`` is now in the file at ``start``."""
+        with self._lock:
+            self._pending[start] = start + len(chunk)
+            while self._frontier in self._pending:
+                begin = self._frontier
+                end = self._pending.pop(begin)
+                if begin == start:
+                    self._digest.update(chunk)
+                else:
+                    self._digest.update(os.pread(self._fd, end - begin, begin))
+                self._frontier = end
+
+    def matches(self, size: int) -> bool:
+        """The whole ``size`` bytes were hashed, to the expected digest."""
+        return self._frontier == size and self._digest.hexdigest() == self._expected
+
+
+class RangedFile:
+    """The temporary file of one ranged download, filled by threads, a range each.
+
+    The descriptor is closed by whoever leaves last: a range still running after another one
+    failed, or after an interruption, never writes through a descriptor number that was closed
+    and reused; it notices :attr:`stop` at its next chunk."""
+
+    def __init__(
+        self,
+        client: RangeClient,
+        bucket: str,
+        key: str,
+        e_tag: str,
+        fd: int,
+        path: Path,
+        report: Callable[[int], object],
+    ) -> None:
+        self._client = client
+        self.bucket, self.key, self._e_tag = bucket, key, e_tag
+        self.fd = fd
+        self._path = path  # named in the errors of writes
+        self.stop = threading.Event()
+        self.answered = threading.Event()  # the first range's answer is in (or it failed)
+        # What the whole file must hash to: the MD5 of a plain ETag, known up front, else the
+        # SHA-1 that qbucket stored at upload, known once the first range answered.
+        md5 = plain_md5_etag(e_tag)
+        self.hashing = _InOrderDigest(fd, "md5", md5) if md5 else None
+        self.received = 0
+        self._report = report
+        self._reported = 0
+        self._users = 1  # whoever opened it
+        self._lock = threading.Lock()
+
+    def fetch(self, start: int, end: int) -> None:
+        """Write bytes ``start``-``end`` of the object, asking again from where an attempt
+        stopped (blocking)."""
+        with self._lock:
+            if self._users == 0 or self.stop.is_set():
+                return
+            self._users += 1
+        try:
+            self._fetch(start, end)
+        finally:
+            if start == 0:
+                self.answered.set()  # also when it failed: nobody waits for it in vain
+            self.release()
+
+    def _fetch(self, start: int, end: int) -> None:
+        buffer = memoryview(bytearray(BUFFER))
+        offset, delay = start, 0.1
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                self._attempt(offset, end, buffer)
+                return
+            except _Retry as exc:
+                if attempt == ATTEMPTS or self.stop.is_set():
+                    raise translate(
+                        exc.cause, action="download", bucket=self.bucket, key=self.key
+                    ) from exc.cause
+                if exc.reached is not None:
+                    offset = exc.reached
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    def _attempt(self, offset: int, end: int, buffer: memoryview) -> None:
+        """One GET of bytes ``offset``-``end``, written as they come. Raises _Retry with the
+        offset reached when the network fails."""
+        connection, response = self._client.open(self.bucket, self.key, offset, end, self._e_tag)
+        try:
+            if offset == 0 and not self.answered.is_set():
+                stored = response.getheader(SHA1_HEADER)
+                if self.hashing is None and stored:
+                    self.hashing = _InOrderDigest(self.fd, "sha1", stored)
+                self.answered.set()
+            while offset < end:
+                if self.stop.is_set():
+                    return
+                view = buffer[: min(BUFFER, end - offset)]
+                try:
+                    received = response.readinto(view)
+                except (OSError, http.client.HTTPException) as exc:
+                    raise _Retry(exc, offset) from exc
+                if not received:
+                    raise _Retry(http.client.IncompleteRead(b"", end - offset), offset)
+                self._write(view[:received], offset)
+                offset += received
+        finally:
+            connection.close()
+
+    def _write(self, chunk: memoryview, offset: int) -> None:
+        try:
+            os.pwrite(self.fd, chunk, offset)
+        except OSError as exc:  # the disk's, never retried
+            raise translate(
+                exc, action="download", bucket=self.bucket, key=self.key, path=str(self._path)
+            ) from exc
+        if self.hashing is not None:
+            self.hashing.written(offset, chunk)
+        with self._lock:
+            self.received += len(chunk)
+            if self.received - self._reported < PROGRESS_STEP:
+                return
+            self._reported = received = self.received
+        self._report(received)
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            last = self._users == 0
+        if last:
+            os.close(self.fd)
+
+
+def _fill(target: RangedFile, size: int) -> None:
+    """Every range of the file, PART_CONCURRENCY at a time. The first range starts alone, the
+    others once its answer is in, so that a stored SHA-1 is known before any other byte is
+    written: then every chunk is hashed as it lands. (Waiting for the whole first range
+    instead cost ~0.1 s on 2 x 256 MiB.)"""
+    starts = iter(range(0, size, PART))
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        while not target.stop.is_set():
+            with lock:
+                start = next(starts, None)
+            if start is None:
+                return
+            try:
+                target.fetch(start, min(start + PART, size))
+            except BaseException as exc:  # noqa: BLE001 - raised by the caller below
+                errors.append(exc)
+                target.stop.set()  # the other ranges stop at their next chunk
+                return
+
+    threads = [threading.Thread(target=worker, name="qbucket-range", daemon=True)]
+    threads[0].start()
+    try:
+        target.answered.wait()
+        if not errors:
+            for _ in range(PART_CONCURRENCY - 1):
+                thread = threading.Thread(target=worker, name="qbucket-range", daemon=True)
+                thread.start()
+                threads.append(thread)
+        for thread in threads:
+            thread.join()
+    except BaseException:
+        target.stop.set()  # interrupted: the ranges stop at their next chunk, the last one out
+        raise  # closes the file
+    if errors:
+        raise errors[0]
+
+
+def download(
+    client: RangeClient,
+    bucket: str,
+    key: str,
+    size: int,
+    e_tag: str,
+    when: datetime.datetime,
+    destination: Path,
+    sink: ProgressSink,
+) -> None:
+    """GET the large object ``key`` (``size`` bytes at ``e_tag``) into ``destination``, in
+    parallel ranges, atomically: temporary file, checks, rename (blocking)."""
+    temporary = temporary_path(destination)
+    sink.update(key, 0, size)
+    try:
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC  # read back to hash
+        target = RangedFile(
+            client,
+            bucket,
+            key,
+            e_tag,
+            os.open(temporary, flags, 0o666),
+            destination,
+            lambda received: sink.update(key, min(received, size - 1), size),
+        )
+        try:
+            _fill(target, size)
+        finally:
+            target.release()
+        if target.received != size:
+            raise TransferError(
+                f"download of s3://{bucket}/{key} got {target.received} of {size} bytes",
+                bucket=bucket,
+                key=key,
+            )
+        if target.hashing is not None and not target.hashing.matches(size):
+            by_md5 = target.hashing.algorithm == "md5"
+            what = "the MD5 of its ETag" if by_md5 else "the SHA-1 stored at its upload"
+            raise TransferError(
+                f"download of s3://{bucket}/{key} does not match {what}", bucket=bucket, key=key
+            )
+        install(temporary, destination, when)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        if isinstance(exc, Exception):
+            error = translate(exc, action="download", bucket=bucket, key=key, path=str(destination))
+            if isinstance(error, MissingKeyError):
+                error.path = None  # a remote miss, whatever local path was at hand
+            raise error from exc
+        raise
+    sink.update(key, size, size)  # the last call, once the file is in place
+
+
+def download_jobs(
+    transport: Transport,
+    bucket: str,
+    jobs: Sequence[Job],
+    problems: dict[Path, Exception],
+    sink: ProgressSink,
+    report: Callable[[str], None] | None = None,
+) -> tuple[list[Job], list[QBucketError]]:
+    """Download each large object to its destination (already checked to be below the root;
+    ``problems`` says why a directory cannot take files), FILES_AT_ONCE at a time; returns (the
+    jobs done, per-key failures). Blocking: runs on the calling thread and threads of its own."""
+    client = transport.range_client()
+    done: list[Job] = []
+    failures: list[QBucketError] = []
+
+    def one(job: Job) -> None:
+        summary, destination = job
+        problem = problems.get(destination.parent)
+        if problem is not None:
+            failures.append(directory_failure(problem, bucket, summary.key, destination))
+            return
+        try:
+            download(
+                client,
+                bucket,
+                summary.key,
+                summary.size,
+                summary.e_tag,
+                summary.last_modified,
+                destination,
+                sink,
+            )
+        except (QBucketError, OSError) as exc:
+            failures.append(job_failure(exc, bucket, job))
+            return
+        done.append(job)
+        if report:
+            report(f"download s3://{bucket}/{summary.key} -> {destination}")
+
+    each_in_threads(jobs, one, FILES_AT_ONCE)
+    return done, failures
