@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import os
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -77,18 +76,6 @@ async def repeated(work: Callable[[], Awaitable[T]], *, connection_errors: bool 
                 raise
         await asyncio.sleep(pause)
     return await work()
-
-
-def repeated_in_thread(work: Callable[[], T], *, connection_errors: bool = False) -> T:
-    """:func:`repeated` for blocking ``work``, in a worker thread."""
-    for pause in _backoff():
-        try:
-            return work()
-        except Exception as exc:
-            if not _worth_repeating(exc, connection_errors=connection_errors):
-                raise
-        time.sleep(pause)
-    return work()
 
 
 def _attributes(digests: Digests) -> dict[str, str]:
