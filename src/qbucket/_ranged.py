@@ -203,12 +203,14 @@ class RangedFile:
         fd: int,
         path: Path,
         report: Callable[[int], object],
+        batch_stop: threading.Event,
     ) -> None:
         self._client = client
         self.bucket, self.key, self._e_tag = bucket, key, e_tag
         self.fd = fd
         self._path = path  # named in the errors of writes
-        self.stop = threading.Event()
+        self.stop = threading.Event()  # this file failed
+        self._batch_stop = batch_stop  # the whole batch was interrupted
         self.answered = threading.Event()  # the first range's answer is in (or it failed)
         # What the whole file must hash to: the MD5 of a plain ETag, known up front, else the
         # SHA-1 that qbucket stored at upload, known once the first range answered.
@@ -220,11 +222,15 @@ class RangedFile:
         self._users = 1  # whoever opened it
         self._lock = threading.Lock()
 
+    def stopped(self) -> bool:
+        """Whether the ranges still running should stop at their next chunk."""
+        return self.stop.is_set() or self._batch_stop.is_set()
+
     def fetch(self, start: int, end: int) -> None:
         """Write bytes ``start``-``end`` of the object, asking again from where an attempt
         stopped (blocking)."""
         with self._lock:
-            if self._users == 0 or self.stop.is_set():
+            if self._users == 0 or self.stopped():
                 return
             self._users += 1
         try:
@@ -242,7 +248,7 @@ class RangedFile:
                 self._attempt(offset, end, buffer)
                 return
             except _Retry as exc:
-                if attempt == ATTEMPTS or self.stop.is_set():
+                if attempt == ATTEMPTS or self.stopped():
                     raise translate(
                         exc.cause, action="download", bucket=self.bucket, key=self.key
                     ) from exc.cause
@@ -262,7 +268,7 @@ class RangedFile:
                     self.hashing = _InOrderDigest(self.fd, "sha1", stored)
                 self.answered.set()
             while offset < end:
-                if self.stop.is_set():
+                if self.stopped():
                     return
                 view = buffer[: min(BUFFER, end - offset)]
                 try:
@@ -310,7 +316,7 @@ def _fill(target: RangedFile, size: int) -> None:
     errors: list[BaseException] = []
 
     def worker() -> None:
-        while not target.stop.is_set():
+        while not target.stopped():
             with lock:
                 start = next(starts, None)
             if start is None:
@@ -349,9 +355,11 @@ def download(
     when: datetime.datetime,
     destination: Path,
     sink: ProgressSink,
+    batch_stop: threading.Event | None = None,
 ) -> None:
     """GET the large object ``key`` (``size`` bytes at ``e_tag``) into ``destination``, in
-    parallel ranges, atomically: temporary file, checks, rename (blocking)."""
+    parallel ranges, atomically: temporary file, checks, rename (blocking). Once
+    ``batch_stop`` is set, the ranges stop at their next chunk and nothing is installed."""
     temporary = temporary_path(destination)
     sink.update(key, 0, size)
     try:
@@ -364,6 +372,7 @@ def download(
             os.open(temporary, flags, 0o666),
             destination,
             lambda received: sink.update(key, min(received, size - 1), size),
+            batch_stop or threading.Event(),
         )
         try:
             _fill(target, size)
@@ -408,6 +417,9 @@ def download_jobs(
     client = transport.range_client()
     done: list[Job] = []
     failures: list[QBucketError] = []
+    # Set when a file's download is interrupted (Ctrl-C, or a BaseException from a progress
+    # callback): the other files stop at their next chunk instead of running to their end.
+    interrupted = threading.Event()
 
     def one(job: Job) -> None:
         summary, destination = job
@@ -425,10 +437,14 @@ def download_jobs(
                 summary.last_modified,
                 destination,
                 sink,
+                interrupted,
             )
         except (QBucketError, OSError) as exc:
             failures.append(job_failure(exc, bucket, job))
             return
+        except BaseException:
+            interrupted.set()
+            raise
         done.append(job)
         if report:
             report(f"download s3://{bucket}/{summary.key} -> {destination}")

@@ -162,3 +162,30 @@ def test_download_of_large_objects_only_starts_no_event_loop(
     assert json.loads(done.stdout) == {"written": 3, "loaded": []}
     for name, data in contents.items():
         assert (out / name).read_bytes() == data
+
+
+def test_an_interrupted_batch_stops_every_large_file_and_installs_none(
+    bucket: qbucket.Bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_ranges: None
+) -> None:
+    # Ctrl-C (here: a KeyboardInterrupt from the progress callback) while two large files come
+    # down at once: the other one stops at its next chunk instead of running to its end, and
+    # neither appears under its name.
+    monkeypatch.setattr(_ranged, "PROGRESS_STEP", 256 << 10)
+    monkeypatch.setattr(_ranged, "BUFFER", 64 << 10)
+    for name in ("a.bin", "b.bin"):
+        (tmp_path / name).write_bytes(os.urandom(16 << 20))
+        bucket.add_file(str(tmp_path / name), name)
+    bucket.flush()
+    reports: dict[str, int] = {"a.bin": 0, "b.bin": 0}
+
+    def callback(read: int, total: int, name: str) -> None:
+        reports[name] += 1
+        if name == "a.bin" and 0 < read < total:
+            raise KeyboardInterrupt
+        time.sleep(0.02)  # b.bin is slow: without the stop it would still have most to go
+
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        bucket.get_all_files(str(out), progress=callback)
+    assert os.listdir(out) == []  # no file under its name, no temporary left
+    assert reports["b.bin"] < (16 << 20) // (256 << 10)  # b.bin stopped early
