@@ -27,15 +27,16 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from . import _ranged
 from ._download_batch import (
     Job,
+    Outcomes,
+    check_size,
     directories_of,
-    directory_failure,
     install,
-    job_failure,
     prepare_directories,
+    removed_on_failure,
     temporary_path,
 )
 from ._error_mapping import translate
-from ._exceptions import MissingKeyError, QBucketError, TransferError
+from ._exceptions import QBucketError, TransferError
 from ._file_writer import FileWriter
 from ._hashing import plain_md5_etag
 from ._keys import obstore_can_address
@@ -89,12 +90,7 @@ async def _open_boto3(transport: Transport, bucket: str, key: str, e_tag: str | 
 def _check(
     bucket: str, key: str, received: int, size: int, md5: str | None, expected: str | None
 ) -> None:
-    if received != size:
-        raise TransferError(
-            f"download of s3://{bucket}/{key} got {received} of {size} bytes",
-            bucket=bucket,
-            key=key,
-        )
+    check_size(bucket, key, received, size)
     if expected is not None and md5 != expected:
         raise TransferError(
             f"download of s3://{bucket}/{key} does not match its MD5 ETag", bucket=bucket, key=key
@@ -232,7 +228,7 @@ async def download(
     """
     temporary = temporary_path(destination)
     expected_etag = listed.e_tag if listed is not None and listed.e_tag else None
-    try:
+    with removed_on_failure(temporary, bucket, key, destination):
         if listed is not None and _ranged.takes(listed):
             await in_thread(
                 _ranged.download,
@@ -256,15 +252,6 @@ async def download(
             await _stream_into(bucket, key, body, temporary, sink)
             await in_thread(install, temporary, destination, body.last_modified)
             sink.update(key, body.size, body.size)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        if isinstance(exc, Exception):
-            error = translate(exc, action="download", bucket=bucket, key=key, path=str(destination))
-            if isinstance(error, MissingKeyError):
-                error.path = None  # a remote miss, whatever local path was at hand
-            raise error from exc
-        raise
     return destination
 
 
@@ -326,22 +313,19 @@ async def download_jobs(
     (a planted symlink) receives nothing. Large objects go to :mod:`qbucket._ranged`, on one
     executor thread, while the loop fetches the others."""
     problems = await in_thread(prepare_directories, root, directories_of(jobs))
+    outcomes = Outcomes(bucket, problems, report)
     large = [job for job in jobs if _ranged.takes(job[0])]
     ranged = None
     if large:
         ranged = asyncio.ensure_future(
-            in_thread(_ranged.download_jobs, transport, bucket, large, problems, sink, report)
+            in_thread(_ranged.download_jobs, transport, large, outcomes, sink)
         )
-    done: list[Job] = []
-    failures: list[QBucketError] = []
     writer = FileWriter(UNWRITTEN_BUDGET)
 
     async def one(job: Job) -> None:
-        summary, destination = job
-        problem = problems.get(destination.parent)
-        if problem is not None:
-            failures.append(directory_failure(problem, bucket, summary.key, destination))
+        if outcomes.refused(job):
             return
+        summary, destination = job
         try:
             if await _fetched_small(transport, writer, bucket, summary, destination):
                 sink.update(summary.key, summary.size, summary.size)
@@ -350,11 +334,9 @@ async def download_jobs(
                     download(transport, bucket, summary.key, destination, sink, listed=summary)
                 )
         except (QBucketError, OSError) as exc:
-            failures.append(job_failure(exc, bucket, job))
+            outcomes.failed(job, exc)
             return
-        done.append(job)
-        if report:
-            report(f"download s3://{bucket}/{summary.key} -> {destination}")
+        outcomes.succeeded(job)
 
     others = [job for job in jobs if not _ranged.takes(job[0])]
     try:
@@ -364,10 +346,8 @@ async def download_jobs(
     finally:
         writer.close()
         if ranged is not None:
-            large_done, large_failures = await ranged
-            done += large_done
-            failures += large_failures
-    return done, failures
+            await ranged
+    return outcomes.done, outcomes.failures
 
 
 def across_directories(jobs: Sequence[Job]) -> list[Job]:

@@ -9,16 +9,23 @@ loop's start were ~0.1 s of a ~1 s download of 2 x 256 MiB.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import itertools
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ._error_mapping import translate
-from ._exceptions import LocalPathError, MissingKeyError, QBucketError, UnsafeKeyError
+from ._exceptions import (
+    LocalPathError,
+    MissingKeyError,
+    QBucketError,
+    TransferError,
+    UnsafeKeyError,
+)
 from ._keys import is_directory_marker, local_path_for_key
 from ._objects import ObjectSummary
 from ._progress import ProgressSink
@@ -54,6 +61,34 @@ def install(temporary: Path, destination: Path, when: datetime.datetime) -> None
     stamp = when.timestamp()
     os.utime(temporary, (stamp, stamp))
     os.replace(temporary, destination)
+
+
+def check_size(bucket: str, key: str, received: int, size: int) -> None:
+    """A download got the whole object, or it fails naming what came."""
+    if received != size:
+        raise TransferError(
+            f"download of s3://{bucket}/{key} got {received} of {size} bytes",
+            bucket=bucket,
+            key=key,
+        )
+
+
+@contextlib.contextmanager
+def removed_on_failure(temporary: Path, bucket: str, key: str, destination: Path) -> Iterator[None]:
+    """A download into ``temporary``: on any failure the temporary file is removed, and an error
+    becomes the qbucket error that names the key and ``destination`` (a missing key names no
+    local path)."""
+    try:
+        yield
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        if isinstance(exc, Exception):
+            error = translate(exc, action="download", bucket=bucket, key=key, path=str(destination))
+            if isinstance(error, MissingKeyError):
+                error.path = None  # a remote miss, whatever local path was at hand
+            raise error from exc
+        raise
 
 
 def jobs_below(
@@ -100,7 +135,9 @@ def directories_of(jobs: Sequence[Job]) -> list[Path]:
     return sorted({destination.parent for _, destination in jobs})
 
 
-def directory_failure(problem: Exception, bucket: str, key: str, destination: Path) -> QBucketError:
+def _directory_failure(
+    problem: Exception, bucket: str, key: str, destination: Path
+) -> QBucketError:
     """The error of one job whose directory cannot take it (each job gets its own)."""
     if isinstance(problem, LocalPathError):
         return LocalPathError(str(problem), bucket=bucket, key=key, path=problem.path)
@@ -109,7 +146,7 @@ def directory_failure(problem: Exception, bucket: str, key: str, destination: Pa
     return error
 
 
-def job_failure(exc: QBucketError | OSError, bucket: str, job: Job) -> QBucketError:
+def _job_failure(exc: QBucketError | OSError, bucket: str, job: Job) -> QBucketError:
     """The per-key failure of a download that raised ``exc``: it names the key and the file."""
     summary, destination = job
     if isinstance(exc, MissingKeyError):
@@ -122,6 +159,48 @@ def job_failure(exc: QBucketError | OSError, bucket: str, job: Job) -> QBucketEr
     error.key = error.key or summary.key
     error.path = error.path or str(destination)
     return error
+
+
+class Outcomes:
+    """What became of each job of one batch, recorded by either engine (a list append is atomic:
+    the loop and the ranged threads share one).
+
+    Args:
+        problems: why each directory that cannot take files cannot (prepare_directories).
+        report: told of each download done, as a line.
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        problems: dict[Path, Exception],
+        report: Callable[[str], None] | None = None,
+    ) -> None:
+        self.bucket = bucket
+        self._problems = problems
+        self._report = report
+        self.done: list[Job] = []
+        self.failures: list[QBucketError] = []
+
+    def __repr__(self) -> str:
+        return f"Outcomes(done={len(self.done)}, failures={len(self.failures)})"
+
+    def refused(self, job: Job) -> bool:
+        """Whether the job's directory cannot take it (its failure is then recorded)."""
+        summary, destination = job
+        problem = self._problems.get(destination.parent)
+        if problem is None:
+            return False
+        self.failures.append(_directory_failure(problem, self.bucket, summary.key, destination))
+        return True
+
+    def failed(self, job: Job, exc: QBucketError | OSError) -> None:
+        self.failures.append(_job_failure(exc, self.bucket, job))
+
+    def succeeded(self, job: Job) -> None:
+        self.done.append(job)
+        if self._report:
+            self._report(f"download s3://{self.bucket}/{job[0].key} -> {job[1]}")
 
 
 def download_all(
@@ -141,8 +220,9 @@ def download_all(
     jobs, failures = jobs_below(root, summaries, bucket)
     sink.add_total(len(jobs), sum(summary.size for summary, _ in jobs))
     if all(_ranged.takes(summary) for summary, _ in jobs):
-        problems = prepare_directories(root, directories_of(jobs))
-        done, errors = _ranged.download_jobs(transport, bucket, jobs, problems, sink)
+        outcomes = Outcomes(bucket, prepare_directories(root, directories_of(jobs)))
+        _ranged.download_jobs(transport, jobs, outcomes, sink)
+        done, errors = outcomes.done, outcomes.failures
     else:
         from ._download import download_jobs
 

@@ -171,6 +171,51 @@ def s3_error(status: int, body: bytes) -> S3ResponseError:
     return S3ResponseError(status, code, message)
 
 
+def worth_retrying(error: S3ResponseError) -> bool:
+    """Whether an S3 error answer may go away on its own: a 5xx, SlowDown, RequestTimeout."""
+    return error.status >= 500 or error.code in ("SlowDown", "RequestTimeout")
+
+
+def backoff_s(attempt: int) -> float:
+    """The pause after failed attempt number ``attempt`` (from 1): 0.1 s, doubling, at most 5."""
+    return min(0.1 * (1 << (attempt - 1)), 5.0)
+
+
+class SignedEndpoint:
+    """One S3 endpoint and its credentials, for the requests qbucket signs itself (SigV4,
+    path-style addressing): the listing's pages and the large downloads' ranges."""
+
+    def __init__(self, endpoint: str, region: str, access_key: str, secret_key: str) -> None:
+        parts = urlsplit(endpoint)
+        self._https = parts.scheme == "https"
+        self.host = parts.netloc
+        self._hostname = parts.hostname or ""
+        self._port = parts.port
+        self._region = region
+        self._access_key = access_key
+        self._secret_key = secret_key
+
+    def __repr__(self) -> str:
+        return f"SignedEndpoint({self.host!r})"
+
+    def sign(self, method: str, path: str, query: dict[str, str]) -> dict[str, str]:
+        """The headers that sign a bodiless request (see :func:`sign_v4`)."""
+        return sign_v4(
+            method,
+            self.host,
+            path,
+            query,
+            region=self._region,
+            access_key=self._access_key,
+            secret_key=self._secret_key,
+        )
+
+    def connection(self, timeout: float) -> http.client.HTTPConnection:
+        """A new connection to the endpoint (not yet connected)."""
+        kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+        return kind(self._hostname, self._port, timeout=timeout)
+
+
 class Lister:
     """Lists the objects of a bucket on one endpoint (path-style addressing).
 
@@ -178,23 +223,15 @@ class Lister:
     """
 
     def __init__(self, endpoint: str, region: str, access_key: str, secret_key: str) -> None:
-        parts = urlsplit(endpoint)
-        self._https = parts.scheme == "https"
-        self._host = parts.netloc
-        self._hostname = parts.hostname or ""
-        self._port = parts.port
-        self._region = region
-        self._access_key = access_key
-        self._secret_key = secret_key
+        self._endpoint = SignedEndpoint(endpoint, region, access_key, secret_key)
         self._connection: http.client.HTTPConnection | None = None
 
     def __repr__(self) -> str:
-        return f"Lister({self._host!r})"
+        return f"Lister({self._endpoint.host!r})"
 
     def _connect(self) -> http.client.HTTPConnection:
         if self._connection is None:
-            kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-            self._connection = kind(self._hostname, self._port, timeout=TIMEOUT_S)
+            self._connection = self._endpoint.connection(TIMEOUT_S)
         return self._connection
 
     def close(self) -> None:
@@ -212,17 +249,8 @@ class Lister:
                 for k, v in sorted(query.items())
             )
         )
-        delay = 0.1
         for attempt in range(1, ATTEMPTS + 1):
-            headers = sign_v4(
-                "GET",
-                self._host,
-                path,
-                query,
-                region=self._region,
-                access_key=self._access_key,
-                secret_key=self._secret_key,
-            )
+            headers = self._endpoint.sign("GET", path, query)
             try:
                 connection = self._connect()
                 connection.request("GET", target, headers=headers)
@@ -236,11 +264,9 @@ class Lister:
                 if response.status == 200:
                     return body
                 error = s3_error(response.status, body)
-                retryable = response.status >= 500 or error.code in ("SlowDown", "RequestTimeout")
-                if not retryable or attempt == ATTEMPTS:
+                if not worth_retrying(error) or attempt == ATTEMPTS:
                     raise error
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            time.sleep(backoff_s(attempt))
         raise AssertionError("unreachable")
 
     def first(self, bucket: str, prefix: str) -> ObjectSummary | None:

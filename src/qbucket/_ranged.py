@@ -1,7 +1,7 @@
 """Large downloads: parallel ranged GETs on plain threads, written in place with pwrite.
 
-Each range is one GET signed like the listing's (SigV4, :func:`qbucket._listing.sign_v4`), on a
-connection of its own, read by http.client's ``readinto`` into a 256 KiB buffer and written at
+Each range is one GET signed like the listing's (SigV4, :class:`qbucket._listing.SignedEndpoint`),
+on a connection of its own, read by http.client's ``readinto`` into a 256 KiB buffer and written at
 its offset. No event loop and no obstore, which carry every other request: obstore's stream
 copies each chunk once more to reach the chunk size asked for, and a batch of a few large
 objects would pay asyncio's import and obstore's load (~60 ms together) before its first byte.
@@ -18,7 +18,6 @@ digest of the content), hashed in order as the ranges land.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import hashlib
 import http.client
@@ -28,14 +27,21 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-from ._download_batch import Job, directory_failure, install, job_failure, temporary_path
+from ._download_batch import (
+    Job,
+    Outcomes,
+    check_size,
+    install,
+    removed_on_failure,
+    temporary_path,
+)
 from ._error_mapping import translate
-from ._exceptions import MissingKeyError, QBucketError, TransferError
+from ._exceptions import QBucketError, TransferError
 from ._hashing import SHA1_METADATA, plain_md5_etag
 from ._keys import obstore_can_address
-from ._listing import s3_error, sign_v4
+from ._listing import ATTEMPTS, SignedEndpoint, backoff_s, s3_error, worth_retrying
 from ._objects import ObjectSummary
 from ._progress import ProgressSink
 from ._threads import each_in_threads
@@ -53,7 +59,6 @@ PART_CONCURRENCY = 4  # streams per file
 FILES_AT_ONCE = 2
 BUFFER = 256 << 10
 PROGRESS_STEP = 1 << 20  # a ranged download reports progress every MiB
-ATTEMPTS = 5  # per range; each new attempt resumes where the last one stopped
 SHA1_HEADER = f"x-amz-meta-{SHA1_METADATA}"
 
 
@@ -89,19 +94,12 @@ class RangeClient:
         connect_timeout: float,
         read_timeout: float,
     ) -> None:
-        parts = urlsplit(endpoint)
-        self._https = parts.scheme == "https"
-        self._host = parts.netloc
-        self._hostname = parts.hostname or ""
-        self._port = parts.port
-        self._region = region
-        self._access_key = access_key
-        self._secret_key = secret_key
+        self._endpoint = SignedEndpoint(endpoint, region, access_key, secret_key)
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
 
     def __repr__(self) -> str:
-        return f"RangeClient({self._host!r})"
+        return f"RangeClient({self._endpoint.host!r})"
 
     def open(
         self, bucket: str, key: str, start: int, end: int, e_tag: str
@@ -114,19 +112,10 @@ class RangeClient:
             S3ResponseError: any other refusal (403, 404, 412...).
         """
         path = f"/{bucket}/{key}"
-        headers = sign_v4(
-            "GET",
-            self._host,
-            path,
-            {},
-            region=self._region,
-            access_key=self._access_key,
-            secret_key=self._secret_key,
-        )
+        headers = self._endpoint.sign("GET", path, {})
         headers["Range"] = f"bytes={start}-{end - 1}"
         headers["If-Match"] = e_tag
-        kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-        connection = kind(self._hostname, self._port, timeout=self._connect_timeout)
+        connection = self._endpoint.connection(self._connect_timeout)
         try:
             connection.connect()
             assert connection.sock is not None
@@ -149,7 +138,7 @@ class RangeClient:
             connection.close()
             raise _Retry(exc) from exc
         connection.close()
-        if response.status >= 500 or error.code in ("SlowDown", "RequestTimeout"):
+        if worth_retrying(error):
             raise _Retry(error) from error
         raise error
 
@@ -242,7 +231,7 @@ class RangedFile:
 
     def _fetch(self, start: int, end: int) -> None:
         buffer = memoryview(bytearray(BUFFER))
-        offset, delay = start, 0.1
+        offset = start
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 self._attempt(offset, end, buffer)
@@ -254,8 +243,7 @@ class RangedFile:
                     ) from exc.cause
                 if exc.reached is not None:
                     offset = exc.reached
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            time.sleep(backoff_s(attempt))
 
     def _attempt(self, offset: int, end: int, buffer: memoryview) -> None:
         """One GET of bytes ``offset``-``end``, written as they come. Raises _Retry with the
@@ -362,7 +350,7 @@ def download(
     ``batch_stop`` is set, the ranges stop at their next chunk and nothing is installed."""
     temporary = temporary_path(destination)
     sink.update(key, 0, size)
-    try:
+    with removed_on_failure(temporary, bucket, key, destination):
         flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC  # read back to hash
         target = RangedFile(
             client,
@@ -378,12 +366,7 @@ def download(
             _fill(target, size)
         finally:
             target.release()
-        if target.received != size:
-            raise TransferError(
-                f"download of s3://{bucket}/{key} got {target.received} of {size} bytes",
-                bucket=bucket,
-                key=key,
-            )
+        check_size(bucket, key, target.received, size)
         if target.hashing is not None and not target.hashing.matches(size):
             by_md5 = target.hashing.algorithm == "md5"
             what = "the MD5 of its ETag" if by_md5 else "the SHA-1 stored at its upload"
@@ -391,46 +374,28 @@ def download(
                 f"download of s3://{bucket}/{key} does not match {what}", bucket=bucket, key=key
             )
         install(temporary, destination, when)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        if isinstance(exc, Exception):
-            error = translate(exc, action="download", bucket=bucket, key=key, path=str(destination))
-            if isinstance(error, MissingKeyError):
-                error.path = None  # a remote miss, whatever local path was at hand
-            raise error from exc
-        raise
     sink.update(key, size, size)  # the last call, once the file is in place
 
 
 def download_jobs(
-    transport: Transport,
-    bucket: str,
-    jobs: Sequence[Job],
-    problems: dict[Path, Exception],
-    sink: ProgressSink,
-    report: Callable[[str], None] | None = None,
-) -> tuple[list[Job], list[QBucketError]]:
-    """Download each large object to its destination (already checked to be below the root;
-    ``problems`` says why a directory cannot take files), FILES_AT_ONCE at a time; returns (the
-    jobs done, per-key failures). Blocking: runs on the calling thread and threads of its own."""
+    transport: Transport, jobs: Sequence[Job], outcomes: Outcomes, sink: ProgressSink
+) -> None:
+    """Download each large object to its destination (already checked to be below the root),
+    FILES_AT_ONCE at a time, into ``outcomes``. Blocking: runs on the calling thread and
+    threads of its own."""
     client = transport.range_client()
-    done: list[Job] = []
-    failures: list[QBucketError] = []
     # Set when a file's download is interrupted (Ctrl-C, or a BaseException from a progress
     # callback): the other files stop at their next chunk instead of running to their end.
     interrupted = threading.Event()
 
     def one(job: Job) -> None:
-        summary, destination = job
-        problem = problems.get(destination.parent)
-        if problem is not None:
-            failures.append(directory_failure(problem, bucket, summary.key, destination))
+        if outcomes.refused(job):
             return
+        summary, destination = job
         try:
             download(
                 client,
-                bucket,
+                outcomes.bucket,
                 summary.key,
                 summary.size,
                 summary.e_tag,
@@ -440,14 +405,11 @@ def download_jobs(
                 interrupted,
             )
         except (QBucketError, OSError) as exc:
-            failures.append(job_failure(exc, bucket, job))
+            outcomes.failed(job, exc)
             return
         except BaseException:
             interrupted.set()
             raise
-        done.append(job)
-        if report:
-            report(f"download s3://{bucket}/{summary.key} -> {destination}")
+        outcomes.succeeded(job)
 
     each_in_threads(jobs, one, FILES_AT_ONCE)
-    return done, failures
