@@ -34,6 +34,7 @@ from ._download_batch import (
     prepare_directories,
     removed_on_failure,
     temporary_path,
+    write_at,
 )
 from ._error_mapping import translate
 from ._exceptions import QBucketError, TransferError
@@ -119,9 +120,7 @@ def _write_whole(
     )
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_at(fd, data, 0)
         stamp = when.timestamp()
         os.utime(fd, (stamp, stamp))
     finally:
@@ -197,17 +196,19 @@ async def _stream_into(
     md5_expected = plain_md5_etag(body.e_tag)
     digest = hashlib.md5() if md5_expected else None
     received = 0
-    stream = await in_thread(open, temporary, "xb")
+    fd = await in_thread(
+        os.open, temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666
+    )
     try:
         async for chunk in body.chunks:
-            await in_thread(stream.write, chunk)
+            await in_thread(write_at, fd, chunk, received)
             if digest is not None:
                 digest.update(chunk)
             received += len(chunk)
             if received < body.size:
                 sink.update(key, received, body.size)
     finally:
-        await in_thread(stream.close)
+        await in_thread(os.close, fd)
     _check(bucket, key, received, body.size, digest.hexdigest() if digest else None, md5_expected)
 
 

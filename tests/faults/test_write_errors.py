@@ -84,8 +84,8 @@ def test_write_error_mid_download_names_the_object_and_spares_the_rest(
 def test_enospc_and_eio_at_the_descriptor_fail_only_their_object(
     bucket: qbucket.Bucket, s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The other two errnos of case 8, injected where the bytes meet the file: os.write of a small
-    # object fails with ENOSPC (disk full), os.pwrite of a range of a large one with EIO.
+    # The other two errnos of case 8, injected where the bytes meet the file: os.pwrite fails
+    # with ENOSPC (disk full) for a small object, with EIO for a range of a large one.
     monkeypatch.setattr(_ranged, "PARALLEL_THRESHOLD", 6 << 20)
     monkeypatch.setattr(_ranged, "PART", 2 << 20)
     objects = {"ok": os.urandom(50_000), "full": os.urandom(50_000), "broken": os.urandom(9 << 20)}
@@ -94,7 +94,7 @@ def test_enospc_and_eio_at_the_descriptor_fail_only_their_object(
     out = tmp_path / "out"
     out.mkdir()
     (out / "full").write_bytes(b"the previous full")
-    real_write, real_pwrite = os.write, os.pwrite
+    real_pwrite = os.pwrite
     injected: list[str] = []
 
     def target_of(fd: int) -> str:
@@ -103,23 +103,18 @@ def test_enospc_and_eio_at_the_descriptor_fail_only_their_object(
         except OSError:
             return ""
 
-    def write(fd: int, data: Any) -> int:
+    def pwrite(fd: int, data: Any, offset: int) -> int:
         if ".full.qbucket-part-" in target_of(fd):
             injected.append("ENOSPC")
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real_write(fd, data)
-
-    def pwrite(fd: int, data: Any, offset: int) -> int:
         if ".broken.qbucket-part-" in target_of(fd):
             injected.append("EIO")
             raise OSError(errno.EIO, os.strerror(errno.EIO))
         return real_pwrite(fd, data, offset)
 
-    monkeypatch.setattr(os, "write", write)
     monkeypatch.setattr(os, "pwrite", pwrite)
     with pytest.raises(qbucket.BatchError) as caught:
         bucket.get_all_files(out)
-    monkeypatch.setattr(os, "write", real_write)
     monkeypatch.setattr(os, "pwrite", real_pwrite)
 
     assert {"ENOSPC", "EIO"} <= set(injected), "a fault was not injected: the test proves nothing"
