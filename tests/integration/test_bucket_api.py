@@ -834,9 +834,11 @@ def test_large_single_put_object_downloads_in_parallel_ranges_md5_checked(
 def test_large_multipart_object_downloads_in_parallel_ranges_byte_identical(
     bucket: qbucket.Bucket, tmp_path: Path
 ) -> None:
-    from qbucket import _ranged
+    from qbucket import _ranged, _transfer
 
-    data = os.urandom(_ranged.PARALLEL_THRESHOLD + 3 * 1024 * 1024 + 17)  # ragged last part
+    # Sent in parts, and fetched in more than one range (the last one ragged).
+    size = max(_transfer.SINGLE_PUT_LIMIT, _ranged.PART) + 3 * 1024 * 1024 + 17
+    data = os.urandom(size)
     (tmp_path / "big.bin").write_bytes(data)
     bucket.add_file(str(tmp_path / "big.bin"), "big.bin")
     bucket.flush()
