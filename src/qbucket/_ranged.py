@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ._download_batch import (
@@ -64,6 +64,7 @@ PART_CONCURRENCY = 4  # streams per file
 # 0.95 s, 6 0.93 s, 8 0.90 s; each holds one buffer, so memory stays flat however many files.
 FILES_AT_ONCE = 2
 BUFFER = 256 << 10
+READ_BACK = 1 << 20  # what a digest reads back from the file at a time
 PROGRESS_STEP = 1 << 20  # a ranged download reports progress every MiB
 SHA1_HEADER = f"x-amz-meta-{SHA1_METADATA}"
 
@@ -153,29 +154,74 @@ class _InOrderDigest:
     """The MD5 or SHA-1 of a file written out of order (parallel ranges), computed as the written
     prefix grows: each extent is hashed once the bytes before it are, from the chunk in hand
     when it is the next one, else read back from the file (page cache). The hashing overlaps
-    the download instead of re-reading the whole file at the end."""
+    the download instead of re-reading the whole file at the end.
 
-    def __init__(self, fd: int, algorithm: str, expected: str) -> None:
+    What to hash for may be learnt late, from the first range's answer (a stored SHA-1): the
+    extents written until then are kept, merged into one per range, and hashed once it is known.
+    """
+
+    def __init__(self, fd: int) -> None:
         self._fd = fd
-        self.algorithm = algorithm
-        self._expected = expected
-        self._digest = hashlib.new(algorithm)
+        self.algorithm: str | None = None  # None: nothing to check, or not known yet
+        self._expected = ""
+        self._digest: Any = None
+        self._decided = False
         self._frontier = 0
-        self._pending: dict[int, int] = {}  # written, not yet hashed: start -> end
+        # Written, not yet hashed, contiguous extents merged: start -> end, and end -> start.
+        self._pending: dict[int, int] = {}
+        self._pending_ends: dict[int, int] = {}
         self._lock = threading.Lock()
+
+    @property
+    def decided(self) -> bool:
+        return self._decided
+
+    def expect(self, algorithm: str, expected: str) -> None:
+        """The file must hash to ``expected``: hash what is already written in order."""
+        with self._lock:
+            self._decided = True
+            self.algorithm, self._expected = algorithm, expected
+            self._digest = hashlib.new(algorithm)
+            self._advance()
+
+    def nothing_to_expect(self) -> None:
+        """No digest is known for this object: stop keeping track."""
+        with self._lock:
+            self._decided = True
+            self._pending.clear()
+            self._pending_ends.clear()
 
     def written(self, start: int, chunk: memoryview) -> None:
         """``chunk`` is now in the file at ``start``."""
         with self._lock:
-            self._pending[start] = start + len(chunk)
-            while self._frontier in self._pending:
-                begin = self._frontier
-                end = self._pending.pop(begin)
-                if begin == start:
-                    self._digest.update(chunk)
-                else:
-                    self._digest.update(os.pread(self._fd, end - begin, begin))
+            if self._decided and self._digest is None:
+                return
+            end = start + len(chunk)
+            if self._digest is not None and start == self._frontier:
+                self._digest.update(chunk)  # the usual case for the first range: no read back
                 self._frontier = end
+            else:
+                before = self._pending_ends.pop(start, None)
+                if before is not None:
+                    del self._pending[before]
+                    start = before
+                after = self._pending.pop(end, None)
+                if after is not None:
+                    del self._pending_ends[after]
+                    end = after
+                self._pending[start] = end
+                self._pending_ends[end] = start
+            if self._digest is not None:
+                self._advance()
+
+    def _advance(self) -> None:
+        while self._frontier in self._pending:
+            begin = self._frontier
+            end = self._pending.pop(begin)
+            del self._pending_ends[end]
+            for piece in range(begin, end, READ_BACK):
+                self._digest.update(os.pread(self._fd, min(READ_BACK, end - piece), piece))
+            self._frontier = end
 
     def matches(self, size: int) -> bool:
         """The whole ``size`` bytes were hashed, to the expected digest."""
@@ -206,11 +252,12 @@ class RangedFile:
         self._path = path  # named in the errors of writes
         self.stop = threading.Event()  # this file failed
         self._batch_stop = batch_stop  # the whole batch was interrupted
-        self.answered = threading.Event()  # the first range's answer is in (or it failed)
         # What the whole file must hash to: the MD5 of a plain ETag, known up front, else the
         # SHA-1 that qbucket stored at upload, known once the first range answered.
+        self.digest = _InOrderDigest(fd)
         md5 = plain_md5_etag(e_tag)
-        self.hashing = _InOrderDigest(fd, "md5", md5) if md5 else None
+        if md5:
+            self.digest.expect("md5", md5)
         self.received = 0
         self._report = report
         self._reported = 0
@@ -231,8 +278,6 @@ class RangedFile:
         try:
             self._fetch(start, end)
         finally:
-            if start == 0:
-                self.answered.set()  # also when it failed: nobody waits for it in vain
             self.release()
 
     def _fetch(self, start: int, end: int) -> None:
@@ -256,11 +301,12 @@ class RangedFile:
         offset reached when the network fails."""
         connection, response = self._client.open(self.bucket, self.key, offset, end, self._e_tag)
         try:
-            if offset == 0 and not self.answered.is_set():
+            if offset == 0 and not self.digest.decided:
                 stored = response.getheader(SHA1_HEADER)
-                if self.hashing is None and stored:
-                    self.hashing = _InOrderDigest(self.fd, "sha1", stored)
-                self.answered.set()
+                if stored:
+                    self.digest.expect("sha1", stored)
+                else:
+                    self.digest.nothing_to_expect()
             while offset < end:
                 if self.stopped():
                     return
@@ -283,8 +329,7 @@ class RangedFile:
             raise translate(
                 exc, action="download", bucket=self.bucket, key=self.key, path=str(self._path)
             ) from exc
-        if self.hashing is not None:
-            self.hashing.written(offset, chunk)
+        self.digest.written(offset, chunk)
         with self._lock:
             self.received += len(chunk)
             if self.received - self._reported < PROGRESS_STEP:
@@ -301,10 +346,8 @@ class RangedFile:
 
 
 def _fill(target: RangedFile, size: int) -> None:
-    """Every range of the file, PART_CONCURRENCY at a time. The first range starts alone, the
-    others once its answer is in, so that a stored SHA-1 is known before any other byte is
-    written: then every chunk is hashed as it lands. (Waiting for the whole first range
-    instead cost ~0.1 s on 2 x 256 MiB.)"""
+    """Every range of the file, PART_CONCURRENCY at a time, all starting at once: bytes that
+    land before the first range's answer says which digest to check are hashed once it does."""
     starts = iter(range(0, size, PART))
     lock = threading.Lock()
     errors: list[BaseException] = []
@@ -322,15 +365,13 @@ def _fill(target: RangedFile, size: int) -> None:
                 target.stop.set()  # the other ranges stop at their next chunk
                 return
 
-    threads = [threading.Thread(target=worker, name="qbucket-range", daemon=True)]
-    threads[0].start()
+    threads = [
+        threading.Thread(target=worker, name="qbucket-range", daemon=True)
+        for _ in range(min(PART_CONCURRENCY, -(-size // PART)))
+    ]
     try:
-        target.answered.wait()
-        if not errors:
-            for _ in range(PART_CONCURRENCY - 1):
-                thread = threading.Thread(target=worker, name="qbucket-range", daemon=True)
-                thread.start()
-                threads.append(thread)
+        for thread in threads:
+            thread.start()
         for thread in threads:
             thread.join()
     except BaseException:
@@ -373,8 +414,8 @@ def download(
         finally:
             target.release()
         check_size(bucket, key, target.received, size)
-        if target.hashing is not None and not target.hashing.matches(size):
-            by_md5 = target.hashing.algorithm == "md5"
+        if target.digest.algorithm is not None and not target.digest.matches(size):
+            by_md5 = target.digest.algorithm == "md5"
             what = "the MD5 of its ETag" if by_md5 else "the SHA-1 stored at its upload"
             raise TransferError(
                 f"download of s3://{bucket}/{key} does not match {what}", bucket=bucket, key=key
