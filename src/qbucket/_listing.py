@@ -10,8 +10,9 @@ Why not the clients the rest of qbucket uses:
 
 So the listing is one signed GET per page of 1000 keys, with ``encoding-type=url`` (keys travel
 URL-encoded, so any byte sequence survives XML) and the standard SigV4 header signature. Each page
-is fetched with the stdlib's http.client on a kept-alive connection; transient failures (resets,
-5xx, SlowDown) are retried with exponential backoff.
+is fetched with the stdlib's http.client on a kept-alive connection, the next one asked for
+before a page is parsed; transient failures (resets, 5xx, SlowDown) are retried with exponential
+backoff.
 """
 
 from __future__ import annotations
@@ -134,6 +135,17 @@ def parse_listing(body: bytes) -> Page:
     return Page(objects, prefixes, token)
 
 
+def _next_token(body: bytes) -> str | None:
+    """The NextContinuationToken of a page, found without parsing the whole page (only the
+    element itself is parsed, for its entities); None if there is none."""
+    start = body.find(b"<NextContinuationToken>")
+    end = body.find(b"</NextContinuationToken>", start)
+    if start < 0 or end < 0:
+        return None
+    element = ElementTree.fromstring(body[start : end + len(b"</NextContinuationToken>")])
+    return element.text or None
+
+
 def _decoded(text: str, encoded: bool) -> str:
     # With encoding-type=url keys travel percent-encoded ("+" for a space).
     return unquote_plus(text) if encoded and ("%" in text or "+" in text) else text
@@ -225,6 +237,8 @@ class Lister:
     def __init__(self, endpoint: str, region: str, access_key: str, secret_key: str) -> None:
         self._endpoint = SignedEndpoint(endpoint, region, access_key, secret_key)
         self._connection: http.client.HTTPConnection | None = None
+        # Who sent the GET whose answer is on the connection, not read yet (a listing).
+        self._unread: object | None = None
 
     def __repr__(self) -> str:
         return f"Lister({self._endpoint.host!r})"
@@ -238,17 +252,19 @@ class Lister:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+        self._unread = None
+
+    @staticmethod
+    def _target(bucket: str, query: dict[str, str]) -> str:
+        return f"/{bucket}?" + "&".join(
+            f"{_uri_encode(k, slash=True)}={_uri_encode(v, slash=True)}"
+            for k, v in sorted(query.items())
+        )
 
     def _get(self, bucket: str, query: dict[str, str]) -> bytes:
-        path = f"/{bucket}"
-        target = (
-            path
-            + "?"
-            + "&".join(
-                f"{_uri_encode(k, slash=True)}={_uri_encode(v, slash=True)}"
-                for k, v in sorted(query.items())
-            )
-        )
+        if self._unread is not None:  # an answer nobody will read is on the connection
+            self.close()
+        path, target = f"/{bucket}", self._target(bucket, query)
         for attempt in range(1, ATTEMPTS + 1):
             headers = self._endpoint.sign("GET", path, query)
             try:
@@ -268,6 +284,39 @@ class Lister:
                     raise error
             time.sleep(backoff_s(attempt))
         raise AssertionError("unreachable")
+
+    def _send(self, bucket: str, query: dict[str, str], sender: object) -> bool:
+        """Send a GET whose answer :meth:`_receive` reads later; False if it could not be sent
+        (:meth:`_get` then does it all again, with its retries)."""
+        headers = self._endpoint.sign("GET", f"/{bucket}", query)
+        try:
+            self._connect().request("GET", self._target(bucket, query), headers=headers)
+        except (OSError, http.client.HTTPException):
+            self.close()
+            return False
+        self._unread = sender
+        return True
+
+    def _receive(self, bucket: str, query: dict[str, str], sender: object) -> bytes:
+        """The body answering the GET of ``query`` that ``sender`` sent by :meth:`_send`; if
+        that attempt failed, or its answer was dropped since, the GET is done again by
+        :meth:`_get`."""
+        if self._unread is not sender:
+            return self._get(bucket, query)
+        try:
+            response = self._connect().getresponse()
+            body = response.read()
+        except (OSError, http.client.HTTPException):
+            self.close()
+            return self._get(bucket, query)
+        finally:
+            self._unread = None
+        if response.status == 200:
+            return body
+        error = s3_error(response.status, body)
+        if not worth_retrying(error):
+            raise error
+        return self._get(bucket, query)
 
     def first(self, bucket: str, prefix: str) -> ObjectSummary | None:
         """The first object (in key order) whose key starts with ``prefix``: one small request.
@@ -289,23 +338,51 @@ class Lister:
         *,
         delimiter: str | None = None,
         page_size: int = PAGE_SIZE,
+        ahead: bool = True,
     ) -> Iterator[Page]:
         """Every page of the objects whose key starts with ``prefix`` (a plain S3 prefix); with
-        a ``delimiter``, keys that have it after the prefix are rolled up into common prefixes."""
-        token: str | None = None
-        while True:
-            query = {"list-type": "2", "encoding-type": "url", "max-keys": str(page_size)}
+        a ``delimiter``, keys that have it after the prefix are rolled up into common prefixes.
+
+        With ``ahead``, the GET of the next page goes out as soon as a page's body is in, before
+        that page is parsed and used: the server works on it meanwhile (~10 ms a page of 1000
+        keys, in a chain that cannot otherwise overlap). Pass False when only the first page
+        will be read."""
+
+        def query(token: str | None) -> dict[str, str]:
+            q = {"list-type": "2", "encoding-type": "url", "max-keys": str(page_size)}
             if prefix:
-                query["prefix"] = prefix
+                q["prefix"] = prefix
             if delimiter:
-                query["delimiter"] = delimiter
+                q["delimiter"] = delimiter
             if token:
-                query["continuation-token"] = token
-            page = parse_listing(self._get(bucket, query))
-            yield page
-            token = page.token
-            if token is None:
-                return
+                q["continuation-token"] = token
+            return q
+
+        me = object()
+        token: str | None = None
+        sent = False  # the GET of ``token``'s page is on the wire
+        try:
+            while True:
+                body = (
+                    self._receive(bucket, query(token), me)
+                    if sent
+                    else self._get(bucket, query(token))
+                )
+                sent = False
+                guess = _next_token(body) if ahead else None
+                if guess is not None:
+                    sent = self._send(bucket, query(guess), me)
+                page = parse_listing(body)
+                if sent and page.token != guess:  # never seen; but then its answer is no use
+                    self.close()
+                    sent = False
+                yield page
+                token = page.token
+                if token is None:
+                    return
+        finally:
+            if sent and self._unread is me:  # abandoned with the next page on its way: drop
+                self.close()
 
     def pages(
         self, bucket: str, prefix: str = "", *, page_size: int = PAGE_SIZE

@@ -55,7 +55,7 @@ def _split_point(lister: Lister, bucket: str, prefix: str) -> tuple[list[str], l
     level = prefix
     beside: list[Listed] = []
     for _ in range(MAX_DESCENT):
-        page = next(lister.listing(bucket, level, delimiter="/"))
+        page = next(lister.listing(bucket, level, delimiter="/", ahead=False))
         if page.token is not None or len(page.prefixes) > MAX_SPLIT:
             return None
         beside += page.objects

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import qbucket
-from qbucket import _remote_scan
+from qbucket import _listing, _remote_scan
 from qbucket._listing import Listed, Lister
 from qbucket._remote_scan import scan_scope
 
@@ -119,3 +119,80 @@ def test_split_listing_pages_through_large_sub_prefixes(
             s3.put_object(Bucket=bucket.uuid, Key=key, Body=b"")
     found = _scan(bucket, "")
     assert sorted(found) == sorted(keys)
+
+
+def _lister(bucket: qbucket.Bucket) -> Lister:
+    return bucket._transport.lister()
+
+
+def test_the_next_page_is_asked_for_before_a_page_is_used(bucket: qbucket.Bucket, s3: Any) -> None:
+    keys = [f"k{i}" for i in range(7)]
+    for key in keys:
+        s3.put_object(Bucket=bucket.uuid, Key=key, Body=b"")
+    lister = _lister(bucket)
+    try:
+        pages = lister.listing(bucket.uuid, page_size=3)
+        first = next(pages)
+        assert lister._unread is not None, "the second page's GET is out while the first is in hand"
+        rest = [listed.key for page in pages for listed in page.objects]
+    finally:
+        lister.close()
+    assert [listed.key for listed in first.objects] + rest == keys
+
+
+def test_a_listing_left_with_a_page_on_its_way_leaves_the_lister_usable(
+    bucket: qbucket.Bucket, s3: Any
+) -> None:
+    keys = [f"k{i}" for i in range(5)]
+    for key in keys:
+        s3.put_object(Bucket=bucket.uuid, Key=key, Body=b"")
+    lister = _lister(bucket)
+    try:
+        abandoned = lister.listing(bucket.uuid, page_size=2)
+        next(abandoned)  # the second page's answer is now on the connection, unread
+        first = lister.first(bucket.uuid, "k3")
+        whole = [listed.key for page in lister.listing(bucket.uuid) for listed in page.objects]
+        abandoned.close()
+    finally:
+        lister.close()
+    assert first is not None and first.key == "k3"
+    assert whole == keys
+
+
+def test_a_wrong_guess_of_the_next_token_costs_a_request_not_a_key(
+    bucket: qbucket.Bucket, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = [f"k{i}" for i in range(5)]
+    for key in keys:
+        s3.put_object(Bucket=bucket.uuid, Key=key, Body=b"")
+    monkeypatch.setattr(_listing, "_next_token", lambda body: "k0")  # always the wrong one
+    lister = _lister(bucket)
+    try:
+        found = [
+            listed.key
+            for page in lister.listing(bucket.uuid, page_size=2)
+            for listed in page.objects
+        ]
+    finally:
+        lister.close()
+    assert found == keys
+
+
+def test_two_listings_taking_turns_on_one_lister_each_get_their_own_pages(
+    bucket: qbucket.Bucket, s3: Any
+) -> None:
+    for key in [f"a{i}" for i in range(4)] + [f"b{i}" for i in range(4)]:
+        s3.put_object(Bucket=bucket.uuid, Key=key, Body=b"")
+    lister = _lister(bucket)
+    try:
+        a = lister.listing(bucket.uuid, "a", page_size=2)
+        b = lister.listing(bucket.uuid, "b", page_size=2)
+        turns = [next(a), next(b), next(a), next(b)]  # each sends its next GET ahead in turn
+    finally:
+        lister.close()
+    assert [[listed.key for listed in page.objects] for page in turns] == [
+        ["a0", "a1"],
+        ["b0", "b1"],
+        ["a2", "a3"],
+        ["b2", "b3"],
+    ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 
-from qbucket._listing import Listed, parse_listing, parse_page
+from qbucket._listing import Listed, _next_token, parse_listing, parse_page
 
 HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n'
 NS = 'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"'
@@ -48,3 +48,15 @@ def test_parse_page_builds_object_summaries_with_dates() -> None:
     assert token is None
     assert (summary.bucket_name, summary.key, summary.size, summary.e_tag) == ("bkt", "k", 3, '"e"')
     assert summary.last_modified == datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
+
+
+def test_the_next_token_is_found_without_parsing_the_page_and_unescaped() -> None:
+    body = _page(
+        "<IsTruncated>true</IsTruncated><Contents><Key>k</Key></Contents>"
+        "<NextContinuationToken>a&amp;b&#61;&lt;</NextContinuationToken>"
+    )
+    assert _next_token(body) == "a&b=<" == parse_listing(body).token
+
+
+def test_a_last_page_has_no_next_token() -> None:
+    assert _next_token(_page("<IsTruncated>false</IsTruncated>")) is None
