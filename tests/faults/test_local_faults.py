@@ -93,6 +93,35 @@ def test_file_modified_during_upload_is_not_recorded_and_the_next_sync_sends_it(
     }
 
 
+def test_copies_of_a_failed_upload_are_not_made_and_nothing_is_deleted(
+    bucket: qbucket.Bucket, s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "a1" is uploaded and "a2" copied from it; a1 changes while it is sent, so its upload
+    # fails and the copy, which would have copied whatever landed, is not made.
+    s3.put_object(Bucket=bucket.uuid, Key="extra", Body=b"kept")
+    tree = make_tree(tmp_path / "tree", {"a1": b"same" * 10, "a2": b"same" * 10, "b": b"other"})
+    victim = str(tree / "a1")
+    real_read = _transfer._read_small_file
+
+    def read_then_someone_writes(path: str) -> Any:
+        result = real_read(path)
+        if path == victim:
+            with open(path, "ab") as stream:
+                stream.write(b" + more")
+        return result
+
+    monkeypatch.setattr(_transfer, "_read_small_file", read_then_someone_writes)
+    with pytest.raises(qbucket.BatchError) as caught:
+        bucket.sync_directory(str(tree))
+    failed = {failure.key: str(failure) for failure in caught.value.failures}
+    assert set(failed) == {"a1", "a2"}
+    assert "changed while it was uploaded" in failed["a1"]
+    assert failed["a2"] == f"s3://{bucket.uuid}/a2 not copied: its source 'a1' failed"
+    assert {key for key in remote_objects(s3, bucket.uuid)} <= {"a1", "b", "extra"}
+    assert remote_objects(s3, bucket.uuid)["extra"] == b"kept"  # no extra deleted
+    assert remote_objects(s3, bucket.uuid)["b"] == b"other"
+
+
 # -- 9. the source tree cannot be read completely -------------------------------------------------
 
 
