@@ -7,8 +7,8 @@ Order of work, so that a failure never loses data:
 2. plan (pure, :mod:`qbucket._planner`); read the stored SHA-1 of the few objects the listing
    cannot settle, and plan again;
 3. check the plan against ``max_delete`` (:class:`TooManyDeletesError` before any change);
-4. upload new contents and copy from existing remote objects; copy each duplicate of what is
-   uploaded here once its source is written (never when the source failed);
+4. upload new contents and copy from existing remote objects, then copy duplicates of what was
+   just uploaded;
 5. only if every one of those succeeded, delete the remote extras. Otherwise raise one
    :class:`BatchError` that names every failed key; nothing was deleted.
 
@@ -22,7 +22,6 @@ import contextlib
 import os
 import threading
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
@@ -287,34 +286,38 @@ async def _resolve(ctx: SyncContext, remote: dict[str, RemoteEntry], keys: list[
     await asyncio.gather(*(one(key) for key in keys))
 
 
-async def _perform(
-    ctx: SyncContext,
-    operation: Upload | Copy,
-    done: list[Upload | Copy],
-    failures: list[QBucketError],
-) -> bool:
-    """Carry out one upload or copy, recorded in ``done`` or ``failures``; whether it was done."""
-    try:
-        if isinstance(operation, Upload):
-            work: Awaitable[object] = _transfer.put_file(
-                ctx.transport, ctx.bucket, operation.key, operation.path, operation.digests
-            )
-            line = f"upload {operation.path} -> s3://{ctx.bucket}/{operation.key}"
-            size = operation.digests.size
-        else:
-            work = _transfer.copy_object(ctx.transport, ctx.bucket, operation.source, operation.key)
-            line = f"copy s3://{ctx.bucket}/{operation.source} -> {operation.key}"
-            size = 0  # server-side: no byte goes through this machine
-        await ctx.transport.bounded(work)
-    except QBucketError as exc:
-        failures.append(exc)
-        return False
-    done.append(operation)
-    if size:
-        ctx.sink.update(operation.key, size, size)
-    if ctx.report:
-        ctx.report(line)
-    return True
+async def _run_all(
+    ctx: SyncContext, operations: Sequence[Upload | Copy]
+) -> tuple[list[Upload | Copy], list[QBucketError]]:
+    done: list[Upload | Copy] = []
+    failures: list[QBucketError] = []
+
+    async def one(operation: Upload | Copy) -> None:
+        try:
+            if isinstance(operation, Upload):
+                work: Awaitable[object] = _transfer.put_file(
+                    ctx.transport, ctx.bucket, operation.key, operation.path, operation.digests
+                )
+                line = f"upload {operation.path} -> s3://{ctx.bucket}/{operation.key}"
+                size = operation.digests.size
+            else:
+                work = _transfer.copy_object(
+                    ctx.transport, ctx.bucket, operation.source, operation.key
+                )
+                line = f"copy s3://{ctx.bucket}/{operation.source} -> {operation.key}"
+                size = 0  # server-side: no byte goes through this machine
+            await ctx.transport.bounded(work)
+        except QBucketError as exc:
+            failures.append(exc)
+            return
+        done.append(operation)
+        if size:
+            ctx.sink.update(operation.key, size, size)
+        if ctx.report:
+            ctx.report(line)
+
+    await _transfer.each_bounded(operations, one, ctx.transport.concurrency)
+    return done, failures
 
 
 def run_sync(
@@ -386,50 +389,17 @@ def run_sync(
 
 
 async def _send(ctx: SyncContext, plan: Plan) -> tuple[list[Upload | Copy], list[QBucketError]]:
-    """The uploads and copies of ``plan``, ``transport.concurrency`` at a time. A copy of what
-    this plan writes starts as soon as its source is written, ahead of the uploads still
-    waiting, rather than after every upload: the server copies while this side still reads and
-    sends (dup, 500 contents x 4 copies, medians of 7 and 9 alternating runs: 3.45 -> 3.37 s
-    and 3.40 -> 3.29 s). It is not made, and counts as a failure, when its source failed."""
-    import asyncio
-
-    followers: dict[str, list[Copy]] = {}  # written key -> the copies waiting for it
-    for copy in plan.copies:
-        if copy.after_upload:
-            followers.setdefault(copy.source, []).append(copy)
-    sources: deque[Upload | Copy] = deque(plan.uploads)
-    sources.extend(copy for copy in plan.copies if not copy.after_upload)
-    released: deque[Copy] = deque()  # copies whose source is written
-    skipped: list[Copy] = []
-    writing = 0  # sources in flight, whose copies may yet be released
-    progress = asyncio.Event()  # a source is settled
-    done: list[Upload | Copy] = []
-    failures: list[QBucketError] = []
-
-    async def worker() -> None:
-        nonlocal writing
-        while True:
-            if released:
-                await _perform(ctx, released.popleft(), done, failures)
-                continue
-            if not sources:
-                if not writing:
-                    return
-                progress.clear()
-                await progress.wait()
-                continue
-            operation = sources.popleft()
-            writing += 1
-            written = False
-            try:
-                written = await _perform(ctx, operation, done, failures)
-            finally:
-                writing -= 1
-                waiting = followers.pop(operation.key, [])
-                (released if written else skipped).extend(waiting)
-                progress.set()
-
-    await asyncio.gather(*(worker() for _ in range(ctx.transport.concurrency)))
+    """The uploads and copies of ``plan``: copies of what is uploaded here come after it, and
+    are skipped (as failures) when their source failed."""
+    first: list[Upload | Copy] = [*plan.uploads, *(c for c in plan.copies if not c.after_upload)]
+    done, failures = await _run_all(ctx, first)
+    failed = {error.key for error in failures}
+    later = [c for c in plan.copies if c.after_upload]
+    second = [c for c in later if c.source not in failed]
+    skipped = [c for c in later if c.source in failed]
+    done_second, errors = await _run_all(ctx, second)
+    done += done_second
+    failures += errors
     failures += [
         TransferError(
             f"s3://{ctx.bucket}/{c.key} not copied: its source {c.source!r} failed",

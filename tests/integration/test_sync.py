@@ -116,31 +116,6 @@ def test_identical_contents_are_uploaded_once_and_copied(
     }
 
 
-def test_copies_of_an_upload_start_as_soon_as_it_is_written(
-    bucket: qbucket.Bucket, s3_server: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # One request at a time makes the order visible: a1's copy goes before b1's upload,
-    # not after every upload.
-    src = make_tree(
-        tmp_path / "src", {"a1": b"A" * 100, "a2": b"A" * 100, "b1": b"B" * 100, "b2": b"B" * 100}
-    )
-    info = s3_server
-    with qbucket.Connection(
-        info.endpoint, info.access_key, info.secret_key, concurrency=1
-    ) as one_at_a_time:
-        summary = qbucket.Bucket(one_at_a_time, bucket.uuid).sync_directory(src, verbose=True)
-    assert (summary.uploaded, summary.copied) == (2, 2)
-    lines = [
-        line for line in capsys.readouterr().out.splitlines() if line.startswith(("upload", "copy"))
-    ]
-    assert lines == [
-        f"upload {src / 'a1'} -> s3://{bucket.uuid}/a1",
-        f"copy s3://{bucket.uuid}/a1 -> a2",
-        f"upload {src / 'b1'} -> s3://{bucket.uuid}/b1",
-        f"copy s3://{bucket.uuid}/b1 -> b2",
-    ]
-
-
 def test_renamed_file_is_copied_server_side_not_resent(
     bucket: qbucket.Bucket, s3: Any, tmp_path: Path
 ) -> None:
