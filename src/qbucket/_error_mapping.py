@@ -39,6 +39,11 @@ class S3ResponseError(Exception):
         self.code = code
 
 
+class HTTPProtocolError(Exception):
+    """An answer to those requests that is not HTTP/1.1 as :mod:`qbucket._http` reads it, or
+    that ended early."""
+
+
 _AUTH_CODES = {
     "AccessDenied",
     "InvalidAccessKeyId",
@@ -134,14 +139,13 @@ def translate(
 
     if isinstance(exc, S3ResponseError):
         return _from_s3_error(exc.code, exc.status, _short(str(exc)), action, where, context)
-    # http.client (the listing's) and botocore are imported by their users alone: until then
-    # no exception can come from them, and importing them here would cost every command.
-    http_client = sys.modules.get("http.client")
-    if http_client is not None and isinstance(exc, http_client.HTTPException):
+    if isinstance(exc, HTTPProtocolError):
         return BucketStorageUnavailableException(
             f"cannot {action}{where}: the storage server answered badly ({_short(str(exc))})",
             **context,
         )
+    # botocore is imported by its users alone: until then no exception can come from it, and
+    # importing it here would cost every command.
     boto_errors = sys.modules.get("botocore.exceptions")
     if boto_errors is not None:
         if isinstance(exc, boto_errors.ClientError):

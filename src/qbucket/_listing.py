@@ -10,9 +10,8 @@ Why not the clients the rest of qbucket uses:
 
 So the listing is one signed GET per page of 1000 keys, with ``encoding-type=url`` (keys travel
 URL-encoded, so any byte sequence survives XML) and the standard SigV4 header signature. Each page
-is fetched with the stdlib's http.client on a kept-alive connection, the next one asked for
-before a page is parsed; transient failures (resets, 5xx, SlowDown) are retried with exponential
-backoff.
+is fetched with :mod:`qbucket._http` on a kept-alive connection, the next one asked for before
+a page is parsed; transient failures (resets, 5xx, SlowDown) are retried with exponential backoff.
 """
 
 from __future__ import annotations
@@ -20,14 +19,14 @@ from __future__ import annotations
 import datetime
 import hashlib
 import hmac
-import http.client
 import time
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator
 from typing import NamedTuple
 from urllib.parse import quote, unquote_plus, urlsplit
 
-from ._error_mapping import S3ResponseError
+from ._error_mapping import HTTPProtocolError, S3ResponseError
+from ._http import HTTPConnection
 from ._objects import ObjectSummary
 
 NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
@@ -211,8 +210,8 @@ class SignedEndpoint:
         return f"SignedEndpoint({self.host!r})"
 
     def sign(self, method: str, path: str, query: dict[str, str]) -> dict[str, str]:
-        """The headers that sign a bodiless request (see :func:`sign_v4`)."""
-        return sign_v4(
+        """The headers of a bodiless request, Host and signature (see :func:`sign_v4`)."""
+        headers = sign_v4(
             method,
             self.host,
             path,
@@ -221,11 +220,12 @@ class SignedEndpoint:
             access_key=self._access_key,
             secret_key=self._secret_key,
         )
+        headers["Host"] = self.host  # as signed, the port included
+        return headers
 
-    def connection(self, timeout: float) -> http.client.HTTPConnection:
+    def connection(self, timeout: float) -> HTTPConnection:
         """A new connection to the endpoint (not yet connected)."""
-        kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-        return kind(self._hostname, self._port, timeout=timeout)
+        return HTTPConnection(self._hostname, self._port, https=self._https, timeout=timeout)
 
 
 class Lister:
@@ -236,14 +236,14 @@ class Lister:
 
     def __init__(self, endpoint: str, region: str, access_key: str, secret_key: str) -> None:
         self._endpoint = SignedEndpoint(endpoint, region, access_key, secret_key)
-        self._connection: http.client.HTTPConnection | None = None
+        self._connection: HTTPConnection | None = None
         # Who sent the GET whose answer is on the connection, not read yet (a listing).
         self._unread: object | None = None
 
     def __repr__(self) -> str:
         return f"Lister({self._endpoint.host!r})"
 
-    def _connect(self) -> http.client.HTTPConnection:
+    def _connect(self) -> HTTPConnection:
         if self._connection is None:
             self._connection = self._endpoint.connection(TIMEOUT_S)
         return self._connection
@@ -272,7 +272,7 @@ class Lister:
                 connection.request("GET", target, headers=headers)
                 response = connection.getresponse()
                 body = response.read()
-            except (OSError, http.client.HTTPException):  # timeouts are OSErrors
+            except (OSError, HTTPProtocolError):  # timeouts are OSErrors
                 self.close()
                 if attempt == ATTEMPTS:
                     raise
@@ -291,7 +291,7 @@ class Lister:
         headers = self._endpoint.sign("GET", f"/{bucket}", query)
         try:
             self._connect().request("GET", self._target(bucket, query), headers=headers)
-        except (OSError, http.client.HTTPException):
+        except (OSError, HTTPProtocolError):
             self.close()
             return False
         self._unread = sender
@@ -306,7 +306,7 @@ class Lister:
         try:
             response = self._connect().getresponse()
             body = response.read()
-        except (OSError, http.client.HTTPException):
+        except (OSError, HTTPProtocolError):
             self.close()
             return self._get(bucket, query)
         finally:

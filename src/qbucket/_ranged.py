@@ -1,8 +1,8 @@
 """Large downloads: parallel ranged GETs on plain threads, written in place with pwrite.
 
 Each range is one GET signed like the listing's (SigV4, :class:`qbucket._listing.SignedEndpoint`),
-on a connection of its own, read by http.client's ``readinto`` into a 256 KiB buffer and written at
-its offset (in 32 KiB pieces: see ``write_at``). No event loop and no obstore, which carry every
+on a connection of its own (:mod:`qbucket._http`), read into a 256 KiB buffer and written at its
+offset (in 32 KiB pieces: see ``write_at``). No event loop and no obstore, which carry every
 other request: obstore's stream copies each chunk once more to reach the chunk size asked for,
 and a batch of a few large objects would pay asyncio's import and obstore's load (~60 ms
 together) before its first byte.
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import http.client
 import os
 import threading
 import time
@@ -39,9 +38,10 @@ from ._download_batch import (
     temporary_path,
     write_at,
 )
-from ._error_mapping import translate
+from ._error_mapping import HTTPProtocolError, translate
 from ._exceptions import QBucketError, TransferError
 from ._hashing import SHA1_METADATA, plain_md5_etag
+from ._http import HTTPConnection, HTTPResponse
 from ._keys import obstore_can_address
 from ._listing import ATTEMPTS, SignedEndpoint, backoff_s, s3_error, worth_retrying
 from ._objects import ObjectSummary
@@ -110,7 +110,7 @@ class RangeClient:
 
     def open(
         self, bucket: str, key: str, start: int, end: int, e_tag: str
-    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+    ) -> tuple[HTTPConnection, HTTPResponse]:
         """GET bytes ``start``-``end`` of ``key`` if its ETag is still ``e_tag``: the open
         connection and its answer, whose body is the range. The caller closes the connection.
 
@@ -125,12 +125,11 @@ class RangeClient:
         connection = self._endpoint.connection(self._connect_timeout)
         try:
             connection.connect()
-            assert connection.sock is not None
-            connection.sock.settimeout(self._read_timeout)
+            connection.settimeout(self._read_timeout)
             connection.request("GET", quote(path, safe="/-_.~"), headers=headers)
             response = connection.getresponse()
             if response.status == 206 or (response.status == 200 and start == 0):
-                served = response.getheader("Content-Range", f"bytes {start}-")
+                served = response.getheader("Content-Range") or f"bytes {start}-"
                 if served.startswith(f"bytes {start}-{end - 1}/") or response.status == 200:
                     return connection, response
                 connection.close()
@@ -141,7 +140,7 @@ class RangeClient:
                     key=key,
                 )
             error = s3_error(response.status, response.read())
-        except (OSError, http.client.HTTPException) as exc:  # timeouts are OSErrors
+        except (OSError, HTTPProtocolError) as exc:  # timeouts are OSErrors
             connection.close()
             raise _Retry(exc) from exc
         connection.close()
@@ -313,10 +312,12 @@ class RangedFile:
                 view = buffer[: min(BUFFER, end - offset)]
                 try:
                     received = response.readinto(view)
-                except (OSError, http.client.HTTPException) as exc:
+                except (OSError, HTTPProtocolError) as exc:
                     raise _Retry(exc, offset) from exc
                 if not received:
-                    raise _Retry(http.client.IncompleteRead(b"", end - offset), offset)
+                    raise _Retry(
+                        HTTPProtocolError(f"body ended {end - offset} bytes early"), offset
+                    )
                 self._write(view[:received], offset)
                 offset += received
         finally:

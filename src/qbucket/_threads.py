@@ -1,6 +1,6 @@
 """Blocking fan-out on plain threads, for the work a sync does before any transfer: reading the
 digest cache, hashing, listing the scope. Their requests are blocking calls anyway (sqlite3,
-hashlib, http.client), and on threads a sync with nothing to send never starts the asyncio loop
+hashlib, qbucket._http), and on threads a sync with nothing to send never starts the asyncio loop
 nor imports asyncio (~45 ms of a ~0.3 s no-op resync).
 """
 
