@@ -1,4 +1,4 @@
-"""Exact, fast bucket listings: ListObjectsV2 signed with SigV4, parsed with ElementTree.
+"""Exact, fast bucket listings: ListObjectsV2 signed with SigV4 (pages read by _listing_page).
 
 Why not the clients the rest of qbucket uses:
 
@@ -22,14 +22,13 @@ import hmac
 import time
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator
-from typing import NamedTuple
-from urllib.parse import quote, unquote_plus, urlsplit
+from urllib.parse import quote, urlsplit
 
 from ._error_mapping import HTTPProtocolError, S3ResponseError
 from ._http import HTTPConnection
+from ._listing_page import Listed, Page, next_token, parse_listing
 from ._objects import ObjectSummary
 
-NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 PAGE_SIZE = 1000
 ATTEMPTS = 5
@@ -91,63 +90,6 @@ def sign_v4(
             f"Signature={signature}"
         ),
     }
-
-
-class Listed(NamedTuple):
-    """One object of a listing page, as cheap as it can be (a sync lists 100k of them)."""
-
-    key: str
-    size: int
-    e_tag: str
-    last_modified: str  # ISO 8601, parsed only when an ObjectSummary is built
-
-
-class Page(NamedTuple):
-    objects: list[Listed]
-    prefixes: list[str]  # CommonPrefixes, when the request had a delimiter
-    token: str | None  # None on the last page
-
-
-def parse_listing(body: bytes) -> Page:
-    """One ListObjectsV2 page: its objects, common prefixes and continuation token.
-
-    Plain tuples, not ObjectSummary: building those (and parsing their dates) cost 4x the XML
-    parsing, and a sync needs only key, size and ETag.
-    """
-    root = ElementTree.fromstring(body)
-    encoded = root.findtext(f"{NS}EncodingType") == "url"
-    objects = [
-        Listed(
-            _decoded(item.findtext(f"{NS}Key") or "", encoded),
-            int(item.findtext(f"{NS}Size") or 0),
-            item.findtext(f"{NS}ETag") or "",
-            item.findtext(f"{NS}LastModified") or "",
-        )
-        for item in root.iter(f"{NS}Contents")
-    ]
-    prefixes = [
-        _decoded(item.findtext(f"{NS}Prefix") or "", encoded)
-        for item in root.iter(f"{NS}CommonPrefixes")
-    ]
-    truncated = (root.findtext(f"{NS}IsTruncated") or "").lower() == "true"
-    token = root.findtext(f"{NS}NextContinuationToken") if truncated else None
-    return Page(objects, prefixes, token)
-
-
-def _next_token(body: bytes) -> str | None:
-    """The NextContinuationToken of a page, found without parsing the whole page (only the
-    element itself is parsed, for its entities); None if there is none."""
-    start = body.find(b"<NextContinuationToken>")
-    end = body.find(b"</NextContinuationToken>", start)
-    if start < 0 or end < 0:
-        return None
-    element = ElementTree.fromstring(body[start : end + len(b"</NextContinuationToken>")])
-    return element.text or None
-
-
-def _decoded(text: str, encoded: bool) -> str:
-    # With encoding-type=url keys travel percent-encoded ("+" for a space).
-    return unquote_plus(text) if encoded and ("%" in text or "+" in text) else text
 
 
 def summary(bucket: str, listed: Listed) -> ObjectSummary:
@@ -369,7 +311,7 @@ class Lister:
                     else self._get(bucket, query(token))
                 )
                 sent = False
-                guess = _next_token(body) if ahead else None
+                guess = next_token(body) if ahead else None
                 if guess is not None:
                     sent = self._send(bucket, query(guess), me)
                 page = parse_listing(body)

@@ -26,7 +26,8 @@ import threading
 from collections.abc import Callable, Iterator
 
 from ._error_mapping import translate
-from ._listing import PAGE_SIZE, Listed, Lister, Page
+from ._listing import PAGE_SIZE, Lister
+from ._listing_page import Listed, Page
 from ._threads import each_in_threads
 from ._transport import Transport
 

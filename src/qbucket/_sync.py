@@ -30,7 +30,7 @@ from ._error_mapping import translate
 from ._exceptions import BatchError, QBucketError, TooManyDeletesError, TransferError
 from ._hashcache import HashCache
 from ._hashing import Stamp, digest_file_checked, plain_md5_etag, stat_key
-from ._listing import Listed
+from ._listing_page import Listed
 from ._objects import SyncSummary
 from ._planner import SAME_AS_LOCAL, Copy, LocalEntry, Plan, RemoteEntry, Upload, plan_sync
 from ._progress import ProgressSink

@@ -11,7 +11,8 @@ import pytest
 
 import qbucket
 from qbucket import _listing, _remote_scan
-from qbucket._listing import Listed, Lister
+from qbucket._listing import Lister
+from qbucket._listing_page import Listed
 from qbucket._remote_scan import scan_scope
 
 ODD_KEYS = [
@@ -165,7 +166,7 @@ def test_a_wrong_guess_of_the_next_token_costs_a_request_not_a_key(
     keys = [f"k{i}" for i in range(5)]
     for key in keys:
         s3.put_object(Bucket=bucket.uuid, Key=key, Body=b"")
-    monkeypatch.setattr(_listing, "_next_token", lambda body: "k0")  # always the wrong one
+    monkeypatch.setattr(_listing, "next_token", lambda body: "k0")  # always the wrong one
     lister = _lister(bucket)
     try:
         found = [

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime
 
-from qbucket._listing import Listed, _next_token, parse_listing, parse_page
+from qbucket._listing import parse_page
+from qbucket._listing_page import Listed, next_token, parse_listing
 
 HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n'
 NS = 'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"'
@@ -55,8 +56,8 @@ def test_the_next_token_is_found_without_parsing_the_page_and_unescaped() -> Non
         "<IsTruncated>true</IsTruncated><Contents><Key>k</Key></Contents>"
         "<NextContinuationToken>a&amp;b&#61;&lt;</NextContinuationToken>"
     )
-    assert _next_token(body) == "a&b=<" == parse_listing(body).token
+    assert next_token(body) == "a&b=<" == parse_listing(body).token
 
 
-def test_a_last_page_has_no_next_token() -> None:
-    assert _next_token(_page("<IsTruncated>false</IsTruncated>")) is None
+def test_a_last_page_has_nonext_token() -> None:
+    assert next_token(_page("<IsTruncated>false</IsTruncated>")) is None
