@@ -43,9 +43,11 @@ bench: $(STAMP) bytecode  ## the peer benchmark (../shared/bench) with qbucket's
 	$(PYTHON) ../shared/bench/run.py --qbucket-python $(BIN)/python --out bench-results.json
 
 # An editable install leaves qbucket's own modules uncompiled, and with PYTHONDONTWRITEBYTECODE
-# set every start would compile them again (~50 ms): compile once, as pip does for wheels.
+# set every start would compile them again (~50 ms): compile once, as pip does for wheels. -f:
+# compileall keeps a .pyc whose source changed within the same second (it compares whole
+# seconds only), which the import then rejects and compiles again on every start.
 bytecode:
-	$(BIN)/python -m compileall -q src
+	$(BIN)/python -m compileall -f -q src
 
 server-stop: $(STAMP)
 	$(BIN)/qbucket server stop
