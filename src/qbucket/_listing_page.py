@@ -135,12 +135,7 @@ def _fields(text: str) -> Page:
     if ampersands:
         keys, e_tags, dates = [[_text(raw) for raw in field] for field in (keys, e_tags, dates)]
     objects = [
-        Listed(
-            unquote_plus(key) if encoded and ("%" in key or "+" in key) else key,
-            int(size or 0),
-            e_tag,
-            date,
-        )
+        Listed(_decoded(key, encoded), int(size or 0), e_tag, date)
         for key, size, e_tag, date in zip(keys, sizes, e_tags, dates, strict=True)
     ]
     return Page(objects, [_decoded(_text(p), encoded) for p in prefixes], token)
@@ -169,9 +164,13 @@ def _resolved(match: re.Match[str]) -> str:
     if named:
         return _NAMED[named]
     code = int(decimal) if decimal else int(hexadecimal, 16)
-    if not (code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0x10FFFF):
-        raise _NotPlain  # no character XML 1.0 allows: ElementTree raises
-    if 0xFFFE <= code <= 0xFFFF:
+    # XML 1.0's Char production: ElementTree raises on a reference to any other code.
+    if not (
+        code in (0x9, 0xA, 0xD)
+        or 0x20 <= code <= 0xD7FF
+        or 0xE000 <= code <= 0xFFFD
+        or 0x10000 <= code <= 0x10FFFF
+    ):
         raise _NotPlain
     return chr(code)
 
