@@ -1,6 +1,7 @@
 """The HTTP/1.1 client of the requests qbucket signs itself: the listing's pages and the large
 downloads' ranges. GET and HEAD without a body, answers read by Content-Length, chunked
-transfer coding or to the end of the connection, and kept-alive connections.
+transfer coding or to the end of the connection (or handed over to be spliced from the socket),
+and kept-alive connections.
 
 Why not the stdlib's http.client: importing it costs ~40 ms on the reference machine (it imports
 the ``email`` package to parse headers, and ``ssl``), a start-up that every command and every
@@ -82,6 +83,29 @@ class HTTPResponse:
         except BaseException:
             self._connection.close()
             raise
+
+    def detach_body(self) -> tuple[bytes, socket.socket] | None:
+        """Hand the body over to be read from the socket itself (with splice): the part of it
+        already read into this answer's buffer (at least one byte), and the plain socket that
+        carries the rest. None, with nothing read, when the body is not so simple: over TLS,
+        chunked, of unknown length, or empty. The connection takes no further request; the
+        caller reads at most the rest of the body from the socket, then closes the connection.
+        """
+        sock = self._connection.sock
+        if type(sock) is not socket.socket or self._chunked or not self._remaining:
+            return None
+        try:
+            # read1 returns what the buffer holds, or else makes one read of the socket: either
+            # way nothing of the body stays in the buffer.
+            head = self._reader.read1(self._remaining)
+        except BaseException:
+            self._connection.close()
+            raise
+        if not head:
+            self._connection.close()
+            raise HTTPProtocolError(f"body ended {self._remaining} bytes early")
+        self._remaining = 0  # what follows is the caller's; the connection stays pending
+        return head, sock
 
     def _read(self) -> bytes:
         if self._chunked:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import qbucket
-from qbucket import _ranged, _scan, _transfer
+from qbucket import _ranged, _scan, _splice, _transfer
 from qbucket._download import download
 from qbucket._hashcache import HashCache
 from qbucket._progress import ProgressSink
@@ -148,6 +148,48 @@ def test_directory_vanishing_mid_walk_raises_and_deletes_nothing(
     assert remote_objects(s3, bucket.uuid) == before
 
 
+def _corrupt_one_range(monkeypatch: pytest.MonkeyPatch, spliced: bool) -> list[int]:
+    """Flip one bit of the first bytes of the range at 4 MiB as it lands: in the buffer it is
+    read into, or, for a body spliced from the socket, in the file right after the splice (no
+    byte of it passes through Python). Returns where the bit was flipped, once it was."""
+    corrupted: list[int] = []
+    if not spliced:
+        monkeypatch.setattr(_ranged, "SPLICE", False)
+        real_open = _ranged.RangeClient.open
+
+        class Corrupting:  # a range's answer whose first chunk has one bit flipped
+            def __init__(self, answer: Any) -> None:
+                self._answer = answer
+
+            def getheader(self, name: str, default: str | None = None) -> str | None:
+                return self._answer.getheader(name, default)  # type: ignore[no-any-return]
+
+            def readinto(self, view: memoryview) -> int:
+                received: int = self._answer.readinto(view)
+                if received and not corrupted:
+                    corrupted.append(4 << 20)
+                    view[0] ^= 1
+                return received
+
+        def corrupting_open(self: Any, *request: Any) -> tuple[Any, Any]:
+            connection, answer = real_open(self, *request)
+            return connection, Corrupting(answer) if request[2] == 4 << 20 else answer
+
+        monkeypatch.setattr(_ranged.RangeClient, "open", corrupting_open)
+        return corrupted
+    real_deliver = _splice.SocketToFile.deliver
+
+    def corrupting_deliver(self: Any, fd: int, offset: int, count: int) -> None:
+        real_deliver(self, fd, offset, count)
+        if (4 << 20) <= offset < (6 << 20) and not corrupted:
+            corrupted.append(offset)
+            os.pwrite(fd, bytes([os.pread(fd, 1, offset)[0] ^ 1]), offset)
+
+    monkeypatch.setattr(_splice.SocketToFile, "deliver", corrupting_deliver)
+    return corrupted
+
+
+@pytest.mark.parametrize("spliced", [True, False], ids=["spliced", "read"])
 @pytest.mark.parametrize(
     ("multipart", "digest"), [(True, "SHA-1"), (False, "MD5")], ids=["parts-sha1", "single-md5"]
 )
@@ -157,6 +199,7 @@ def test_ranged_download_that_does_not_match_its_digest_is_refused(
     monkeypatch: pytest.MonkeyPatch,
     multipart: bool,
     digest: str,
+    spliced: bool,
 ) -> None:
     # Ranges of a large object come back intact in size but one byte differs (a corrupting
     # proxy, disk or bug): the digest, hashed in order as the ranges land, catches it before
@@ -175,37 +218,15 @@ def test_ranged_download_that_does_not_match_its_digest_is_refused(
     out = tmp_path / "out"
     out.mkdir()
     (out / "big").write_bytes(b"previous")
-    real_open = _ranged.RangeClient.open
-    corrupted: list[int] = []
-
-    class Corrupting:  # a range's answer whose first chunk has one bit flipped
-        def __init__(self, answer: Any, start: int) -> None:
-            self._answer, self._start = answer, start
-
-        def getheader(self, name: str, default: str | None = None) -> str | None:
-            return self._answer.getheader(name, default)  # type: ignore[no-any-return]
-
-        def readinto(self, view: memoryview) -> int:
-            received: int = self._answer.readinto(view)
-            if received and not corrupted:
-                corrupted.append(self._start)
-                view[0] ^= 1
-            return received
-
-    def corrupting_open(self: Any, *request: Any) -> tuple[Any, Any]:
-        connection, answer = real_open(self, *request)
-        start = request[2]
-        return connection, Corrupting(answer, start) if start == 4 << 20 else answer
-
-    monkeypatch.setattr(_ranged.RangeClient, "open", corrupting_open)
-    with pytest.raises(qbucket.BatchError) as caught:
-        bucket.get_all_files(str(out))
+    with monkeypatch.context() as faults:
+        corrupted = _corrupt_one_range(faults, spliced)
+        with pytest.raises(qbucket.BatchError) as caught:
+            bucket.get_all_files(str(out))
     (failure,) = caught.value.failures
     assert corrupted, "no chunk was corrupted: the test proves nothing"
     assert failure.key == "big" and digest in str(failure)
     assert (out / "big").read_bytes() == b"previous"
     assert sorted(os.listdir(out)) == ["big"]  # no temporary left
 
-    monkeypatch.setattr(_ranged.RangeClient, "open", real_open)
-    bucket.get_all_files(str(out))
+    bucket.get_all_files(str(out))  # the faults undone
     assert (out / "big").read_bytes() == data

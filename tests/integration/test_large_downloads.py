@@ -4,6 +4,7 @@ starting the event loop when the batch holds nothing else."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 import qbucket
-from qbucket import _ranged, _transfer
+from qbucket import _ranged, _splice, _transfer
 from qbucket._server import ServerInfo
 
 
@@ -68,6 +69,7 @@ def test_sync_to_directory_fetches_large_objects_in_ranges_beside_small_ones(
 def test_a_range_cut_off_midway_is_asked_again_from_where_it_stopped(
     bucket: qbucket.Bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_ranges: None
 ) -> None:
+    monkeypatch.setattr(_ranged, "SPLICE", False)  # bodies read into the buffer, as over TLS
     data = os.urandom(8 << 20)
     (tmp_path / "big.bin").write_bytes(data)
     bucket.add_file(str(tmp_path / "big.bin"), "big.bin")
@@ -100,6 +102,42 @@ def test_a_range_cut_off_midway_is_asked_again_from_where_it_stopped(
     assert sorted(asked) == sorted([0, 2 << 20, (2 << 20) + _ranged.BUFFER, 4 << 20, 6 << 20])
     assert (tmp_path / "out" / "big.bin").read_bytes() == data
     assert os.listdir(tmp_path / "out") == ["big.bin"]
+
+
+def test_a_spliced_range_cut_off_midway_is_asked_again_from_where_it_stopped(
+    bucket: qbucket.Bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_ranges: None
+) -> None:
+    data = os.urandom(8 << 20)
+    (tmp_path / "big.bin").write_bytes(data)
+    bucket.add_file(str(tmp_path / "big.bin"), "big.bin")
+    bucket.flush()
+    asked = _counting_ranges(monkeypatch)
+    real_receive = _splice.SocketToFile.receive
+    receipts = itertools.count()
+    cut: list[int] = []
+
+    def cut_once(self: Any, sock: Any, most: int) -> int:
+        # The third piece spliced from any range: that range has written some of its bytes.
+        if next(receipts) == 2:
+            cut.append(1)
+            raise ConnectionResetError(104, "Connection reset by peer")
+        return real_receive(self, sock, most)
+
+    monkeypatch.setattr(_splice.SocketToFile, "receive", cut_once)
+    bucket.get_all_files(str(tmp_path / "out"))
+
+    assert cut, "no connection was cut: the test proves nothing"
+    starts = [start for _, start in asked]
+    assert sorted(start for start in starts if start % (2 << 20) == 0) == [
+        0,
+        2 << 20,
+        4 << 20,
+        6 << 20,
+    ]
+    (resumed,) = [start for start in starts if start % (2 << 20)]  # asked again, mid-range
+    assert (tmp_path / "out" / "big.bin").read_bytes() == data
+    assert os.listdir(tmp_path / "out") == ["big.bin"]
+    assert resumed > 0
 
 
 def test_progress_of_parallel_ranges_reaches_the_callback_one_call_at_a_time(

@@ -245,6 +245,50 @@ def test_a_request_before_the_last_answer_was_read_is_refused(serve: Serve) -> N
     connection.getresponse().read()
 
 
+def test_a_detached_body_is_its_buffered_head_and_the_socket_that_carries_the_rest(
+    serve: Serve,
+) -> None:
+    body = bytes(range(256)) * 4096  # 1 MiB: much more than the reader buffers
+    _server, connection = serve(
+        b"HTTP/1.1 206 Partial Content\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    )
+    connection.request("GET", "/", HOST)
+    detached = connection.getresponse().detach_body()
+    assert detached is not None
+    head, sock = detached
+    assert sock is connection.sock
+    assert 0 < len(head) < len(body)
+    received = bytearray(head)
+    while len(received) < len(body):
+        received += sock.recv(len(body) - len(received))
+    assert bytes(received) == body
+    with pytest.raises(HTTPProtocolError, match="before the last answer was read"):
+        connection.request("GET", "/", HOST)  # the socket is the caller's now
+    connection.close()
+
+
+def test_bodies_that_are_not_plain_stay_attached(serve: Serve) -> None:
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    to_close = b"HTTP/1.1 200 OK\r\n\r\nuntil the end" + ScriptedServer.CLOSE
+    _server, connection = serve(chunked, ok(b""), to_close)
+    for expected in (b"abc", b"", b"until the end"):
+        connection.request("GET", "/", HOST)
+        response = connection.getresponse()
+        assert response.detach_body() is None
+        assert response.read() == expected  # nothing was taken from it
+
+
+def test_a_body_that_ends_before_its_head_is_a_protocol_error(serve: Serve) -> None:
+    _server, connection = serve(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n" + ScriptedServer.CLOSE
+    )
+    connection.request("GET", "/", HOST)
+    response = connection.getresponse()
+    with pytest.raises(HTTPProtocolError, match="10 bytes early"):
+        response.detach_body()
+    assert connection.sock is None  # closed
+
+
 def test_a_dead_endpoint_is_an_os_error() -> None:
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]

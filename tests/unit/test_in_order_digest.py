@@ -29,7 +29,7 @@ def _chunks(data: bytes, size: int) -> list[tuple[int, bytes]]:
 
 def _write(fd: int, digest: _InOrderDigest, start: int, chunk: bytes) -> None:
     os.pwrite(fd, chunk, start)
-    digest.written(start, memoryview(chunk))
+    digest.written(start, start + len(chunk), memoryview(chunk))
 
 
 def test_chunks_in_any_order_hash_to_the_digest_of_the_whole(fd: int) -> None:
@@ -41,6 +41,23 @@ def test_chunks_in_any_order_hash_to_the_digest_of_the_whole(fd: int) -> None:
     for start, chunk in pieces:
         _write(fd, digest, start, chunk)
     assert digest.matches(SIZE)
+
+
+def test_extents_that_never_passed_through_python_are_read_back_from_the_file(
+    fd: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Spliced bodies land in the file without a chunk in hand, even at the frontier.
+    monkeypatch.setattr(_ranged, "READ_BACK", 1500)
+    data = os.urandom(SIZE)
+    digest = _InOrderDigest(fd)
+    digest.expect("sha1", hashlib.sha1(data).hexdigest())
+    pieces = _chunks(data, 1000)
+    random.Random(11).shuffle(pieces)
+    for number, (start, chunk) in enumerate(pieces):
+        os.pwrite(fd, chunk, start)
+        digest.written(start, start + len(chunk), memoryview(chunk) if number % 3 else None)
+    assert digest.matches(SIZE)
+    assert digest._pending == {}
 
 
 def test_what_landed_before_the_digest_was_known_is_hashed_once_it_is(
