@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import qbucket
+from qbucket import _sync
 from qbucket._server import EmbeddedServer, ServerInfo
 
 from .integration.helpers import drop_bucket, s3_client, unique_name
@@ -72,3 +73,12 @@ def bucket(connection: qbucket.Connection, bucket_name: str, s3: Any) -> Iterato
     with contextlib.suppress(qbucket.QBucketError):
         b.flush()
     drop_bucket(s3, bucket_name)
+
+
+@pytest.fixture(params=["threads", "loop"])
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each sync's plan carried out on plain threads, as a small plan is, or on the transfer
+    loop, as a large one is (see qbucket._sync.on_threads)."""
+    if request.param == "loop":
+        monkeypatch.setattr(_sync, "SMALL_PLAN", -1)
+    return str(request.param)

@@ -47,14 +47,14 @@ EXTRA_ATTEMPTS = 4
 EXTRA_BACKOFF_S = 0.2
 
 
-def _worth_repeating(exc: BaseException, *, connection_errors: bool) -> bool:
+def worth_repeating(exc: BaseException, *, connection_errors: bool) -> bool:
     text = str(exc)
     if "RequestTimeout" in text:
         return True
     return connection_errors and "error sending request" in text
 
 
-def _backoff() -> Iterator[float]:
+def backoff() -> Iterator[float]:
     """The pauses between the attempts of :func:`repeated` (one fewer than EXTRA_ATTEMPTS)."""
     delay = EXTRA_BACKOFF_S
     for _ in range(EXTRA_ATTEMPTS - 1):
@@ -68,17 +68,17 @@ async def repeated(work: Callable[[], Awaitable[T]], *, connection_errors: bool 
     connection (for POSTs, which obstore leaves alone)."""
     import asyncio
 
-    for pause in _backoff():
+    for pause in backoff():
         try:
             return await work()
         except Exception as exc:
-            if not _worth_repeating(exc, connection_errors=connection_errors):
+            if not worth_repeating(exc, connection_errors=connection_errors):
                 raise
         await asyncio.sleep(pause)
     return await work()
 
 
-def _attributes(digests: Digests) -> dict[str, str]:
+def stored_metadata(digests: Digests) -> dict[str, str]:
     return {SHA1_METADATA: digests.sha1}
 
 
@@ -105,7 +105,7 @@ async def each_bounded(
     await asyncio.gather(*(worker() for _ in range(workers)))
 
 
-def _read_small_file(path: str) -> tuple[bytes, Digests, os.stat_result] | os.stat_result:
+def read_small_file(path: str) -> tuple[bytes, Digests, os.stat_result] | os.stat_result:
     """The content of the file at ``path``, its digests and its status before the read; only
     the status when the file is too large for one PUT."""
     with open(path, "rb") as stream:
@@ -116,7 +116,7 @@ def _read_small_file(path: str) -> tuple[bytes, Digests, os.stat_result] | os.st
     return data, digest_bytes(data), before
 
 
-def _unchanged_since(path: str, before: os.stat_result) -> bool:
+def unchanged_since(path: str, before: os.stat_result) -> bool:
     try:
         now = os.stat(path)
     except OSError:
@@ -132,7 +132,7 @@ async def put_bytes(
 
     digests = digests or digest_bytes(data)
     try:
-        store, attributes = transport.store(bucket), _attributes(digests)
+        store, attributes = transport.store(bucket), stored_metadata(digests)
         await repeated(
             lambda: put_async(store, key, data, attributes=attributes, use_multipart=False)
         )
@@ -159,15 +159,15 @@ async def put_file(
     sent: Digests
     try:
         # One trip to a thread for a small file (each costs ~0.1 ms of the loop's time).
-        read = await in_thread(_read_small_file, path)
+        read = await in_thread(read_small_file, path)
         if not isinstance(read, os.stat_result):  # (a stat_result is a tuple too)
             data, sent, before = read
-            attributes = _attributes(sent)
+            attributes = stored_metadata(sent)
             await repeated(
                 lambda: put_async(store, key, data, attributes=attributes, use_multipart=False)
             )
             # Inline, not in a thread: a stat of the file just read takes microseconds.
-            unchanged = _unchanged_since(path, before)
+            unchanged = unchanged_since(path, before)
         else:
             before = read
             if digests is None or digests.size != before.st_size:
@@ -182,24 +182,29 @@ async def put_file(
                 store,
                 key,
                 Path(path),
-                attributes=_attributes(sent),
+                attributes=stored_metadata(sent),
                 use_multipart=True,
                 chunk_size=part_size(before.st_size),
                 max_concurrency=PART_CONCURRENCY,
             )
             async with transport.large:
                 await repeated(multipart, connection_errors=True)
-            unchanged = await in_thread(_unchanged_since, path, before)
+            unchanged = await in_thread(unchanged_since, path, before)
     except Exception as exc:
         raise translate(exc, action="upload", bucket=bucket, key=key, path=path) from exc
     if sent.size != before.st_size or not unchanged:
-        raise TransferError(
-            f"{path} changed while it was uploaded to s3://{bucket}/{key}; upload it again",
-            bucket=bucket,
-            key=key,
-            path=path,
-        )
+        raise changed_while_sent(path, bucket, key)
     return sent
+
+
+def changed_while_sent(path: str, bucket: str, key: str) -> TransferError:
+    """The error of a file modified while it was uploaded: the object may hold a mix."""
+    return TransferError(
+        f"{path} changed while it was uploaded to s3://{bucket}/{key}; upload it again",
+        bucket=bucket,
+        key=key,
+        path=path,
+    )
 
 
 def needs_md5(size: int) -> bool:

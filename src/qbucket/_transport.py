@@ -191,27 +191,37 @@ class Transport:
                 concurrency=self.concurrency,
             )
 
-    def start(self, bucket: str) -> None:
-        """Start the loop thread and ``bucket``'s store in the background, and return at once.
+    def start(self, bucket: str, *, loop: bool = True) -> None:
+        """Start ``bucket``'s store, and with ``loop`` the loop thread, in the background, and
+        return at once.
 
-        A sync calls this as soon as it finds a file to read, which it will most likely send:
-        starting the loop (asyncio's import alone is ~40 ms) then overlaps the rest of its walk
-        and listing instead of delaying its first upload. Errors are left to the first real
-        use of the loop, which meets them again and reports them.
+        A sync calls this as soon as it finds files to read, which it will most likely send:
+        starting them (asyncio's import alone is ~40 ms, obstore's ~15) then overlaps the rest
+        of its walk and listing instead of delaying its first upload; without the loop when
+        they are few enough to be sent on plain threads. Errors are left to the first real use,
+        which meets them again and reports them.
         """
-        if self._loop is not None and self._pid == os.getpid():
+        if self._pid == os.getpid() and (
+            self._loop is not None or (not loop and bucket in self._stores)
+        ):
             return
         if self._starter is not None and self._starter.is_alive():
             return  # one start at a time: close() joins the one it knows of
 
         def start() -> None:
             with contextlib.suppress(Exception):
-                self._ensure_loop()
+                if loop:
+                    self._ensure_loop()
                 self.store(bucket)
 
         starter = threading.Thread(target=start, name="qbucket-start", daemon=True)
         self._starter = starter
         starter.start()
+
+    @property
+    def loop_started(self) -> bool:
+        """Whether the loop thread runs (or is being started) in this process."""
+        return self._pid == os.getpid() and self._loop is not None
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         # asyncio is imported here, with the first transfer: a sync with nothing to send plans

@@ -52,6 +52,7 @@ def test_large_object_replaced_after_listing_is_an_error_not_a_mixed_file(
 # -- 7. a local file modified while it is uploaded -------------------------------------------------
 
 
+@pytest.mark.usefixtures("engine")
 def test_file_modified_during_upload_is_not_recorded_and_the_next_sync_sends_it(
     bucket: qbucket.Bucket, s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -60,7 +61,7 @@ def test_file_modified_during_upload_is_not_recorded_and_the_next_sync_sends_it(
     an_hour_ago = time.time() - 3600
     for name in ("a.txt", "b.txt"):  # old enough to be remembered by the digest cache
         os.utime(tree / name, (an_hour_ago, an_hour_ago))
-    real_read = _transfer._read_small_file
+    real_read = _transfer.read_small_file
 
     def read_then_someone_writes(path: str) -> Any:
         result = real_read(path)
@@ -70,7 +71,7 @@ def test_file_modified_during_upload_is_not_recorded_and_the_next_sync_sends_it(
             os.utime(path, (an_hour_ago, an_hour_ago))  # ...and puts the old mtime back
         return result
 
-    monkeypatch.setattr(_transfer, "_read_small_file", read_then_someone_writes)
+    monkeypatch.setattr(_transfer, "read_small_file", read_then_someone_writes)
     with pytest.raises(qbucket.BatchError) as caught:
         bucket.sync_directory(str(tree))
     (failure,) = caught.value.failures
@@ -85,7 +86,7 @@ def test_file_modified_during_upload_is_not_recorded_and_the_next_sync_sends_it(
     finally:
         cache.close()
 
-    monkeypatch.setattr(_transfer, "_read_small_file", real_read)
+    monkeypatch.setattr(_transfer, "read_small_file", real_read)
     bucket.sync_directory(str(tree))
     assert remote_objects(s3, bucket.uuid) == {
         "a.txt": b"first version + more",
@@ -93,6 +94,7 @@ def test_file_modified_during_upload_is_not_recorded_and_the_next_sync_sends_it(
     }
 
 
+@pytest.mark.usefixtures("engine")
 def test_copies_of_a_failed_upload_are_not_made_and_nothing_is_deleted(
     bucket: qbucket.Bucket, s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -101,7 +103,7 @@ def test_copies_of_a_failed_upload_are_not_made_and_nothing_is_deleted(
     s3.put_object(Bucket=bucket.uuid, Key="extra", Body=b"kept")
     tree = make_tree(tmp_path / "tree", {"a1": b"same" * 10, "a2": b"same" * 10, "b": b"other"})
     victim = str(tree / "a1")
-    real_read = _transfer._read_small_file
+    real_read = _transfer.read_small_file
 
     def read_then_someone_writes(path: str) -> Any:
         result = real_read(path)
@@ -110,7 +112,7 @@ def test_copies_of_a_failed_upload_are_not_made_and_nothing_is_deleted(
                 stream.write(b" + more")
         return result
 
-    monkeypatch.setattr(_transfer, "_read_small_file", read_then_someone_writes)
+    monkeypatch.setattr(_transfer, "read_small_file", read_then_someone_writes)
     with pytest.raises(qbucket.BatchError) as caught:
         bucket.sync_directory(str(tree))
     failed = {failure.key: str(failure) for failure in caught.value.failures}

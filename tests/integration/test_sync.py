@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 import qbucket
+from qbucket import _sync
 
 from .helpers import make_tree, remote_objects
 
@@ -25,6 +26,10 @@ TREE = {
 }
 
 
+both_engines = pytest.mark.usefixtures("engine")  # see tests/conftest.py
+
+
+@both_engines
 def test_sync_directory_uploads_tree_with_relative_keys(
     bucket: qbucket.Bucket, s3: Any, tmp_path: Path
 ) -> None:
@@ -34,6 +39,7 @@ def test_sync_directory_uploads_tree_with_relative_keys(
     assert summary.uploaded == len(TREE)
 
 
+@both_engines
 def test_sync_directory_with_remote_prefixes_keys(
     bucket: qbucket.Bucket, s3: Any, tmp_path: Path
 ) -> None:
@@ -42,6 +48,7 @@ def test_sync_directory_with_remote_prefixes_keys(
     assert remote_objects(s3, bucket.uuid) == {f"data/{k}": v for k, v in TREE.items()}
 
 
+@both_engines
 def test_unchanged_tree_is_not_resent(bucket: qbucket.Bucket, tmp_path: Path) -> None:
     make_tree(tmp_path / "src", TREE)
     bucket.sync_directory(tmp_path / "src")
@@ -50,6 +57,7 @@ def test_unchanged_tree_is_not_resent(bucket: qbucket.Bucket, tmp_path: Path) ->
     assert again.unchanged == len(TREE)
 
 
+@both_engines
 def test_same_size_same_mtime_change_is_uploaded(
     bucket: qbucket.Bucket, s3: Any, tmp_path: Path
 ) -> None:
@@ -65,6 +73,7 @@ def test_same_size_same_mtime_change_is_uploaded(
     assert remote_objects(s3, bucket.uuid) == {"f.txt": b"version-2"}
 
 
+@both_engines
 def test_remote_extras_are_deleted_under_the_prefix_only(
     bucket: qbucket.Bucket, s3: Any, tmp_path: Path
 ) -> None:
@@ -81,6 +90,7 @@ def test_remote_extras_are_deleted_under_the_prefix_only(
     }
 
 
+@both_engines
 def test_remote_none_scope_is_the_whole_bucket(
     bucket: qbucket.Bucket, s3: Any, tmp_path: Path
 ) -> None:
@@ -90,6 +100,7 @@ def test_remote_none_scope_is_the_whole_bucket(
     assert set(remote_objects(s3, bucket.uuid)) == {"kept.txt"}
 
 
+@both_engines
 def test_sha1_is_stored_in_metadata(bucket: qbucket.Bucket, s3: Any, tmp_path: Path) -> None:
     import hashlib
 
@@ -99,6 +110,7 @@ def test_sha1_is_stored_in_metadata(bucket: qbucket.Bucket, s3: Any, tmp_path: P
     assert head["Metadata"]["qbucket-sha1"] == hashlib.sha1(b"content").hexdigest()
 
 
+@both_engines
 def test_identical_contents_are_uploaded_once_and_copied(
     bucket: qbucket.Bucket, s3: Any, tmp_path: Path
 ) -> None:
@@ -116,6 +128,7 @@ def test_identical_contents_are_uploaded_once_and_copied(
     }
 
 
+@both_engines
 def test_renamed_file_is_copied_server_side_not_resent(
     bucket: qbucket.Bucket, s3: Any, tmp_path: Path
 ) -> None:
@@ -127,6 +140,7 @@ def test_renamed_file_is_copied_server_side_not_resent(
     assert remote_objects(s3, bucket.uuid) == {"new-name": b"payload" * 50}
 
 
+@both_engines
 def test_swapped_contents_are_not_mixed_up(bucket: qbucket.Bucket, s3: Any, tmp_path: Path) -> None:
     src = make_tree(tmp_path / "src", {"a": b"A" * 10, "b": b"B" * 10})
     bucket.sync_directory(src)
@@ -135,6 +149,7 @@ def test_swapped_contents_are_not_mixed_up(bucket: qbucket.Bucket, s3: Any, tmp_
     assert remote_objects(s3, bucket.uuid) == {"a": b"B" * 10, "b": b"A" * 10}
 
 
+@both_engines
 def test_symlinks_are_skipped_and_reported(
     bucket: qbucket.Bucket, s3: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -148,6 +163,7 @@ def test_symlinks_are_skipped_and_reported(
     assert "file-link" in out and "dir-link" in out and "upload" in out
 
 
+@both_engines
 def test_unreadable_subdirectory_deletes_nothing(
     bucket: qbucket.Bucket, s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -172,6 +188,7 @@ def test_unreadable_subdirectory_deletes_nothing(
     assert set(remote_objects(s3, bucket.uuid)) == {"data/locked/x", "data/extra"}
 
 
+@both_engines
 def test_missing_directory_raises_and_deletes_nothing(
     bucket: qbucket.Bucket, s3: Any, tmp_path: Path
 ) -> None:
@@ -183,6 +200,7 @@ def test_missing_directory_raises_and_deletes_nothing(
     assert set(remote_objects(s3, bucket.uuid)) == {"keep"}
 
 
+@both_engines
 def test_sync_files_maps_remote_names_to_local_paths(
     bucket: qbucket.Bucket, s3: Any, tmp_path: Path
 ) -> None:
@@ -197,6 +215,7 @@ def test_sync_files_maps_remote_names_to_local_paths(
     }
 
 
+@both_engines
 def test_sync_files_missing_local_file_changes_nothing(
     bucket: qbucket.Bucket, s3: Any, tmp_path: Path
 ) -> None:
@@ -207,6 +226,7 @@ def test_sync_files_missing_local_file_changes_nothing(
     assert set(remote_objects(s3, bucket.uuid)) == {"keep"}
 
 
+@both_engines
 def test_multipart_object_compared_through_stored_sha1(
     bucket: qbucket.Bucket, s3: Any, tmp_path: Path
 ) -> None:
@@ -226,6 +246,7 @@ def test_multipart_object_compared_through_stored_sha1(
     assert s3.get_object(Bucket=bucket.uuid, Key="big.bin")["Body"].read() == bytes(changed)
 
 
+@both_engines
 @pytest.mark.parametrize("signed", [True, False], ids=["signed-body", "unsigned-body"])
 def test_uploads_land_with_signed_and_unsigned_bodies(
     bucket: qbucket.Bucket, s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, signed: bool
@@ -244,6 +265,7 @@ def test_uploads_land_with_signed_and_unsigned_bodies(
     assert s3.get_object(Bucket=bucket.uuid, Key="small.txt")["Body"].read() == b"small"
 
 
+@both_engines
 def test_object_from_another_tool_without_md5_etag_or_sha1_is_reuploaded(
     bucket: qbucket.Bucket, s3: Any, tmp_path: Path
 ) -> None:
@@ -264,6 +286,7 @@ def test_object_from_another_tool_without_md5_etag_or_sha1_is_reuploaded(
     assert remote_objects(s3, bucket.uuid) == {"f": b"new-data"}
 
 
+@both_engines
 def test_verbose_prints_operations(
     bucket: qbucket.Bucket, s3: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -276,6 +299,7 @@ def test_verbose_prints_operations(
     assert f"delete s3://{bucket.uuid}/gone" in out
 
 
+@both_engines
 def test_dry_run_changes_nothing(bucket: qbucket.Bucket, s3: Any, tmp_path: Path) -> None:
     s3.put_object(Bucket=bucket.uuid, Key="gone", Body=b"x")
     src = make_tree(tmp_path / "src", {"n": b"n"})
@@ -286,6 +310,7 @@ def test_dry_run_changes_nothing(bucket: qbucket.Bucket, s3: Any, tmp_path: Path
     assert set(remote_objects(s3, bucket.uuid)) == {"gone"}
 
 
+@both_engines
 def test_cached_digest_does_not_hide_a_rewrite_with_restored_mtime(
     bucket: qbucket.Bucket, s3: Any, tmp_path: Path
 ) -> None:
@@ -302,6 +327,7 @@ def test_cached_digest_does_not_hide_a_rewrite_with_restored_mtime(
     assert remote_objects(s3, bucket.uuid) == {"f.txt": b"version-2", "g.txt": b"stable"}
 
 
+@both_engines
 def test_sync_files_refuses_two_names_for_one_key(
     bucket: qbucket.Bucket, s3: Any, tmp_path: Path
 ) -> None:
@@ -326,11 +352,12 @@ print(json.dumps({"unchanged": summary.unchanged, "uploaded": summary.uploaded, 
 def test_sync_with_nothing_to_do_imports_no_transfer_machinery(
     s3_server: Any, bucket: qbucket.Bucket, tmp_path: Path
 ) -> None:
-    # A no-op resync is start-up bound: it plans on plain threads and never imports asyncio
-    # (nor obstore or boto3), which a sync that sends something needs, nor the download side,
+    # A no-op resync is start-up bound: it plans on plain threads and never imports obstore
+    # (nor asyncio or boto3), which a sync that sends something needs, nor the download side,
     # nor platformdirs (the XDG dirs are found without it on Linux), nor tomllib when there is
-    # no config file. The tree is a day old, so that the digest cache settles it (files
-    # modified in the last seconds are read again, and a file to read starts the transfer loop).
+    # no config file. A first sync of a few files sends them on plain threads too: obstore,
+    # but no asyncio. The tree is a day old, so that the digest cache settles it (files
+    # modified in the last seconds are read again, and a file to read starts the transfers).
     src = make_tree(tmp_path / "src", {f"d{i % 3}/f{i}": b"%d" % i for i in range(30)})
     day_ago = time.time_ns() - 86_400 * 10**9
     for path in src.rglob("*"):
@@ -348,7 +375,7 @@ def test_sync_with_nothing_to_do_imports_no_transfer_machinery(
         return result
 
     first = run()
-    assert first["uploaded"] == 30 and "asyncio" in first["loaded"]
+    assert first["uploaded"] == 30 and first["loaded"] == ["obstore"]
     assert (tmp_path / "CACHE" / "qbucket" / "digests.sqlite").is_file()
     second = run()
     assert second == {"unchanged": 30, "uploaded": 0, "loaded": []}
@@ -357,19 +384,24 @@ def test_sync_with_nothing_to_do_imports_no_transfer_machinery(
     assert run()["loaded"] == ["tomllib"]  # the config file is read: it is found there
 
 
-def test_a_sync_with_files_to_send_starts_the_transfer_loop_during_its_scan(
-    bucket: qbucket.Bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("many", [False, True], ids=["few-on-threads", "many-on-the-loop"])
+def test_a_sync_with_files_to_send_starts_its_transfers_during_its_scan(
+    bucket: qbucket.Bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, many: bool
 ) -> None:
-    # Starting the loop (importing asyncio) overlaps the walk and the listing once a file to
-    # read shows up; a sync with nothing to send, or a dry run, never starts it.
+    # Starting the transfers overlaps the walk and the listing once files to read show up: the
+    # store alone while they are few (sent on plain threads), the loop too (importing asyncio)
+    # once they are more than a small plan's worth. A sync with nothing to send, or a dry run,
+    # starts nothing.
     from qbucket._transport import Transport
 
+    if many:
+        monkeypatch.setattr(_sync, "SMALL_PLAN", 1)
     events: list[str] = []
     start, run = Transport.start, Transport.run
 
-    def recording_start(self: Transport, name: str) -> None:
-        events.append(f"start {name}")
-        start(self, name)
+    def recording_start(self: Transport, name: str, *, loop: bool = True) -> None:
+        events.append(f"start {name} loop={loop}")
+        start(self, name, loop=loop)
 
     def recording_run(self: Transport, coro: Any) -> Any:
         events.append("run")
@@ -383,13 +415,17 @@ def test_a_sync_with_files_to_send_starts_the_transfer_loop_during_its_scan(
         os.utime(path, ns=(day_ago, day_ago))
     assert bucket.sync_directory(src, dry_run=True).uploaded == len(TREE)  # read, not sent
     assert events == []
-    (src / "new.txt").write_bytes(b"new")  # the one file the digest cache does not know
-    os.utime(src / "new.txt", ns=(day_ago, day_ago))
-    assert bucket.sync_directory(src).uploaded == len(TREE) + 1
-    assert events[0] == f"start {bucket.uuid}" and "run" in events
-    assert events.count(f"start {bucket.uuid}") == 1
+    for name in ("new.txt", "other.txt"):  # the files the digest cache does not know
+        (src / name).write_bytes(name.encode())
+        os.utime(src / name, ns=(day_ago, day_ago))
+    assert bucket.sync_directory(src).uploaded == len(TREE) + 2
+    if many:
+        assert events[0] == f"start {bucket.uuid} loop=True" and "run" in events
+    else:
+        assert events == [f"start {bucket.uuid} loop=False"]
+        assert not bucket._transport.loop_started
     events.clear()
-    assert bucket.sync_directory(src).unchanged == len(TREE) + 1
+    assert bucket.sync_directory(src).unchanged == len(TREE) + 2
     assert events == []
 
 
@@ -402,6 +438,11 @@ def test_transport_start_brings_up_the_loop_that_later_transfers_use(
         s3_server.endpoint, s3_server.access_key, s3_server.secret_key, "us-east-1"
     )
     try:
+        transport.start(bucket.uuid, loop=False)
+        deadline = time.monotonic() + 30
+        while bucket.uuid not in transport._stores and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert bucket.uuid in transport._stores and not transport.loop_started  # the store only
         transport.start(bucket.uuid)
         deadline = time.monotonic() + 30
         while transport._loop is None and time.monotonic() < deadline:
