@@ -77,8 +77,8 @@ def bucket(connection: qbucket.Connection, bucket_name: str, s3: Any) -> Iterato
 
 @pytest.fixture(params=["threads", "loop"])
 def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Each sync's plan carried out on plain threads, as a small plan is, or on the transfer
-    loop, as a large one is (see qbucket._sync.on_threads)."""
+    """Each sync's uploads and copies sent on plain threads, as those of small files are, or
+    on the transfer loop, as files sent in parts are (see qbucket._sync.on_threads)."""
     if request.param == "loop":
-        monkeypatch.setattr(_sync, "SMALL_PLAN", -1)
+        monkeypatch.setattr(_sync, "SYNC_THREADS", 0)
     return str(request.param)

@@ -9,6 +9,7 @@ plans (pure) and executes through :mod:`qbucket._sync`, :mod:`qbucket._pull` or
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 import sys
@@ -275,12 +276,13 @@ class SyncMethods:
         cache: HashCache | None = None
         try:
             cache = HashCache(cache_dir() / "digests.sqlite")
-            # A file to read is most likely one to send: the transfers then start at once,
-            # beside the walk and the listing (a no-op sync never starts them). The bench's
-            # change (1 % of 2000 files edited, 1 % added), in three series of 9-13 alternating
-            # runs: medians 0.409 -> 0.366, 0.421 -> 0.407 and 0.438 -> 0.426 s. The transfer
-            # loop only once there are more than a small plan's worth (see _sync.on_threads).
-            start = None if dry_run else self._start_transfers
+            # A file to read is most likely one to send: obstore and the bucket's store then
+            # start at once, beside the walk and the listing (a no-op sync never loads them).
+            # The transfer loop starts only when a file is sent in parts (see
+            # _sync.on_threads).
+            start = None
+            if not dry_run:
+                start = functools.partial(self._transport.start, self._name, loop=False)
             files = LocalDigests(self._name, cache, listing.hashed, on_read=start)
             excluded = feed(files)
             sink = make_sink(
@@ -308,11 +310,6 @@ class SyncMethods:
             cache.close()
         seconds = time.perf_counter() - started
         return plan, summary._replace(excluded=excluded, plan=plan, seconds=seconds)
-
-    def _start_transfers(self, files_to_read: int) -> None:
-        from ._sync import SMALL_PLAN
-
-        self._transport.start(self._name, loop=files_to_read > SMALL_PLAN)
 
     # -- download direction ---------------------------------------------------------------
 

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 import qbucket
-from qbucket import _sync
 
 from .helpers import make_tree, remote_objects
 
@@ -384,18 +383,14 @@ def test_sync_with_nothing_to_do_imports_no_transfer_machinery(
     assert run()["loaded"] == ["tomllib"]  # the config file is read: it is found there
 
 
-@pytest.mark.parametrize("many", [False, True], ids=["few-on-threads", "many-on-the-loop"])
 def test_a_sync_with_files_to_send_starts_its_transfers_during_its_scan(
-    bucket: qbucket.Bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, many: bool
+    bucket: qbucket.Bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Starting the transfers overlaps the walk and the listing once files to read show up: the
-    # store alone while they are few (sent on plain threads), the loop too (importing asyncio)
-    # once they are more than a small plan's worth. A sync with nothing to send, or a dry run,
-    # starts nothing.
+    # obstore and the bucket's store start beside the walk and the listing once a file to
+    # read shows up, not the transfer loop: small files go out on plain threads. A sync with
+    # nothing to send, or a dry run, starts nothing.
     from qbucket._transport import Transport
 
-    if many:
-        monkeypatch.setattr(_sync, "SMALL_PLAN", 1)
     events: list[str] = []
     start, run = Transport.start, Transport.run
 
@@ -415,18 +410,40 @@ def test_a_sync_with_files_to_send_starts_its_transfers_during_its_scan(
         os.utime(path, ns=(day_ago, day_ago))
     assert bucket.sync_directory(src, dry_run=True).uploaded == len(TREE)  # read, not sent
     assert events == []
-    for name in ("new.txt", "other.txt"):  # the files the digest cache does not know
-        (src / name).write_bytes(name.encode())
-        os.utime(src / name, ns=(day_ago, day_ago))
-    assert bucket.sync_directory(src).uploaded == len(TREE) + 2
-    if many:
-        assert events[0] == f"start {bucket.uuid} loop=True" and "run" in events
-    else:
-        assert events == [f"start {bucket.uuid} loop=False"]
-        assert not bucket._transport.loop_started
+    (src / "new.txt").write_bytes(b"new")  # the one file the digest cache does not know
+    os.utime(src / "new.txt", ns=(day_ago, day_ago))
+    assert bucket.sync_directory(src).uploaded == len(TREE) + 1
+    assert events == [f"start {bucket.uuid} loop=False"]
+    assert not bucket._transport.loop_started
     events.clear()
-    assert bucket.sync_directory(src).unchanged == len(TREE) + 2
+    assert bucket.sync_directory(src).unchanged == len(TREE) + 1
     assert events == []
+
+
+def test_files_sent_in_parts_go_on_the_loop_beside_the_small_ones_on_threads(
+    bucket: qbucket.Bucket, s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qbucket import _transfer
+    from qbucket._transport import Transport
+
+    monkeypatch.setattr(_transfer, "SINGLE_PUT_LIMIT", 6 << 20)
+    on_loop: list[str] = []
+    real_put_file = _transfer.put_file
+
+    async def recorded_put_file(transport: Any, bucket_: str, key: str, *rest: Any) -> Any:
+        on_loop.append(key)
+        return await real_put_file(transport, bucket_, key, *rest)
+
+    monkeypatch.setattr(_transfer, "put_file", recorded_put_file)
+    big = os.urandom(7 << 20)
+    files = {"big.bin": big, "copy-of-big.bin": big, "a.txt": b"a", "sub/b.txt": b"b" * 5000}
+    src = make_tree(tmp_path / "src", files)
+    s3.put_object(Bucket=bucket.uuid, Key="extra", Body=b"x")
+    summary = bucket.sync_directory(src)
+    assert on_loop == ["big.bin"]  # in parts, on the loop; the rest on threads
+    assert (summary.uploaded, summary.copied, summary.deleted) == (3, 1, 1)
+    assert remote_objects(s3, bucket.uuid) == files
+    assert isinstance(bucket._transport, Transport) and bucket._transport.loop_started
 
 
 def test_transport_start_brings_up_the_loop_that_later_transfers_use(
