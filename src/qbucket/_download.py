@@ -5,10 +5,11 @@ size, and the MD5 when the ETag is one (else the SHA-1 qbucket stored at upload,
 fetched in parallel ranges), are checked; only then is the file renamed to its final name. A
 failure removes the temporary file. When the listing's ETag is known, the GET is conditional on
 it (``If-Match``), or for a small object whose ETag is its MD5 checked against it, so a file is
-never a mix of two versions of an object. The small objects of a batch are written by threads of
-their own (:mod:`qbucket._file_writer`) while the next requests go out; large ones are fetched in
-parallel ranges by :mod:`qbucket._ranged`, on threads beside the loop. Keys obstore cannot name
-exactly are fetched through boto3.
+never a mix of two versions of an object. Small objects whose ETag is their MD5 come down on
+threads of their own (:mod:`qbucket._small_downloads`), beside the loop; the loop's other small
+objects are written by writer threads (:mod:`qbucket._file_writer`) while the next requests go
+out; large ones are fetched in parallel ranges by :mod:`qbucket._ranged`, on threads beside the
+loop. Keys obstore cannot name exactly are fetched through boto3.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ import functools
 import hashlib
 import itertools
 import os
+import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from . import _ranged
+from . import _ranged, _small_downloads
 from ._download_batch import (
     Job,
     Outcomes,
@@ -35,6 +37,7 @@ from ._download_batch import (
     removed_on_failure,
     temporary_path,
     write_at,
+    write_whole,
 )
 from ._error_mapping import translate
 from ._exceptions import QBucketError, TransferError
@@ -108,8 +111,7 @@ def _write_whole(
     destination: Path,
     when: datetime.datetime,
 ) -> None:
-    """A small object, already in memory: check, write and install it in one go (os-level
-    calls: open() adds an fstat, an ioctl and an lseek per file)."""
+    """A small object, already in memory: check, write and install it in one go."""
     _check(
         bucket,
         key,
@@ -118,14 +120,7 @@ def _write_whole(
         hashlib.md5(data).hexdigest() if md5_expected else None,
         md5_expected,
     )
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-    try:
-        write_at(fd, data, 0)
-        stamp = when.timestamp()
-        os.utime(fd, (stamp, stamp))
-    finally:
-        os.close(fd)
-    os.replace(temporary, destination)
+    write_whole(data, temporary, destination, when)
 
 
 def _write_new(
@@ -316,10 +311,25 @@ async def download_jobs(
     problems = await in_thread(prepare_directories, root, directories_of(jobs))
     outcomes = Outcomes(bucket, problems, report)
     large = [job for job in jobs if _ranged.takes(job[0])]
+    small = [job for job in jobs if _small_downloads.takes(job[0])]
     ranged = None
     if large:
         ranged = asyncio.ensure_future(
             in_thread(_ranged.download_jobs, transport, large, outcomes, sink)
+        )
+    threaded = None
+    stop_threads = threading.Event()  # set when the batch ends early (an error, a cancel)
+    if small:
+        threaded = asyncio.ensure_future(
+            in_thread(
+                _small_downloads.download_jobs,
+                transport,
+                bucket,
+                across_directories(small),  # the threads seldom create files in one directory
+                outcomes,
+                sink,
+                stop_threads,
+            )
         )
     writer = FileWriter(UNWRITTEN_BUDGET)
 
@@ -339,13 +349,20 @@ async def download_jobs(
             return
         outcomes.succeeded(job)
 
-    others = [job for job in jobs if not _ranged.takes(job[0])]
+    others = [job for job in jobs if not (_ranged.takes(job[0]) or _small_downloads.takes(job[0]))]
     try:
         await each_bounded(
             across_directories(others), one, JOBS_PER_REQUEST_SLOT * transport.concurrency
         )
+        if threaded is not None:  # what the threads could not settle takes the general path
+            left = await threaded
+            threaded = None
+            await each_bounded(left, one, JOBS_PER_REQUEST_SLOT * transport.concurrency)
     finally:
         writer.close()
+        if threaded is not None:
+            stop_threads.set()
+            await threaded
         if ranged is not None:
             await ranged
     return outcomes.done, outcomes.failures

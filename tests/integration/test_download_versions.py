@@ -12,7 +12,7 @@ import obstore
 import pytest
 
 import qbucket
-from qbucket import _download
+from qbucket import _download, _small_downloads
 from qbucket._download import download, download_jobs
 from qbucket._file_writer import FileWriter
 from qbucket._progress import ProgressSink
@@ -58,12 +58,21 @@ def test_listed_object_unchanged_downloads_with_its_listed_time(
     assert destination.stat().st_mtime == listed.last_modified.timestamp()
 
 
+@pytest.mark.parametrize("threads", [True, False], ids=["threads", "loop"])
 @replacements
 def test_batch_download_fails_only_the_object_replaced_after_listing(
-    bucket: qbucket.Bucket, s3: Any, tmp_path: Path, replacement: bytes
+    bucket: qbucket.Bucket,
+    s3: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    replacement: bytes,
+    threads: bool,
 ) -> None:
-    # The batch path of small objects (one ranged GET checked by MD5, written by the writer
-    # threads) falls back to the If-Match GET, which names what happened.
+    # The batch paths of small objects (one ranged GET checked by MD5, on threads of their own
+    # or on the loop and written by the writer threads) fall back to the If-Match GET, which
+    # names what happened.
+    if not threads:
+        monkeypatch.setattr(_small_downloads, "THREADS", 0)
     s3.put_object(Bucket=bucket.uuid, Key="k", Body=b"A" * 4096)
     s3.put_object(Bucket=bucket.uuid, Key="other", Body=b"other")
     listed = {summary.key: summary for summary in bucket.list_files()}
@@ -86,6 +95,7 @@ def test_request_slots_are_free_again_before_the_files_are_written(
 ) -> None:
     # Two request slots, eight small objects, and no file may be written before all eight GETs
     # were answered: that finishes only if a slot is given back once the bytes are in memory.
+    monkeypatch.setattr(_small_downloads, "THREADS", 0)  # the loop's path
     count = 8
     all_answered = threading.Event()
     answered = 0
@@ -128,6 +138,7 @@ def test_bytes_waiting_for_the_writers_stay_within_the_budget(
 ) -> None:
     budget = 300_000
     monkeypatch.setattr(_download, "UNWRITTEN_BUDGET", budget)
+    monkeypatch.setattr(_small_downloads, "THREADS", 0)  # the loop's path
     most = 0
     real_reserve = FileWriter.reserve
 
