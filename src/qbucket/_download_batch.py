@@ -1,10 +1,11 @@
 """A batch of downloads: where each object lands, the checks before any byte is fetched, how a
 failure of one is reported, and which engine fetches them.
 
-Two engines share this: the event loop of :mod:`qbucket._download` (many objects at once, small
-ones above all), and the plain threads of :mod:`qbucket._ranged` (large objects in parallel
-ranges). A batch made only of large objects never starts the loop: asyncio's import and the
-loop's start were ~0.1 s of a ~1 s download of 2 x 256 MiB.
+Three engines share this: the event loop of :mod:`qbucket._download` (any object, many at once),
+the plain threads of :mod:`qbucket._small_downloads` (small objects whose ETag is their MD5)
+and those of :mod:`qbucket._ranged` (large objects in parallel ranges). A batch made only of
+large objects never starts the loop: asyncio's import and the loop's start were ~0.1 s of a
+~1 s download of 2 x 256 MiB.
 """
 
 from __future__ import annotations

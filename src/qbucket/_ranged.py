@@ -1,4 +1,4 @@
-"""Large downloads: parallel ranged GETs on plain threads, written in place with pwrite.
+"""Large downloads: parallel ranged GETs on plain threads, each written in place at its offset.
 
 Each range is one GET signed like the listing's (SigV4, :class:`qbucket._listing.SignedEndpoint`),
 on a connection of its own (:mod:`qbucket._http`), its body moved from the socket into the file
@@ -9,8 +9,9 @@ and a batch of a few large objects would pay asyncio's import and obstore's load
 together) before its first byte.
 Measured on 2 x 256 MiB against SeaweedFS, medians of 9 alternating runs: obstore ranges on
 the loop 1.009 s, obstore ranges on plain threads 0.903 s, read and written here 0.826 s (user
-CPU 0.34 -> 0.17 s); spliced, ~15 % less again (see qbucket._splice). Buffers of 1 MiB and more cost more system time than they save: the copy out of the
-socket then no longer stays in the CPU's cache for pwrite (4 MiB: 2.3 s of it).
+CPU 0.34 -> 0.17 s); spliced, ~15 % less again (see qbucket._splice). Read buffers of 1 MiB and
+more cost more system time than they save: the copy out of the socket then no longer stays in
+the CPU's cache for pwrite (4 MiB: 2.3 s of it).
 
 Every range is pinned to the listed ETag (If-Match), so a file is never stitched from two
 versions; a range cut off mid-body is asked again from where it stopped. The file must match the

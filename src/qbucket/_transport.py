@@ -195,11 +195,11 @@ class Transport:
         """Start ``bucket``'s store, and with ``loop`` the loop thread, in the background, and
         return at once.
 
-        A sync calls this as soon as it finds files to read, which it will most likely send:
-        starting them (asyncio's import alone is ~40 ms, obstore's ~15) then overlaps the rest
-        of its walk and listing instead of delaying its first upload; without the loop when
-        they are few enough to be sent on plain threads. Errors are left to the first real use,
-        which meets them again and reports them.
+        A sync calls this, without the loop, as soon as it finds a file to read, which it will
+        most likely send: loading obstore (~15 ms) then overlaps the rest of its walk and
+        listing instead of delaying its first upload; small files go out on plain threads, and
+        the loop (asyncio's import alone is ~40 ms) starts only for files sent in parts. Errors
+        are left to the first real use, which meets them again and reports them.
         """
         if self._pid == os.getpid() and (
             self._loop is not None or (not loop and bucket in self._stores)
