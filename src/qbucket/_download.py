@@ -15,7 +15,6 @@ loop. Keys obstore cannot name exactly are fetched through boto3.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import functools
 import hashlib
@@ -131,14 +130,9 @@ def _write_new(
     destination: Path,
     when: datetime.datetime,
 ) -> None:
-    """:func:`_write_whole` of checked bytes, on the writer thread: no temporary file is left
-    behind when it fails."""
-    try:
-        _write_whole(bucket, key, data, len(data), None, temporary, destination, when)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+    """:func:`_write_whole` of checked bytes, on the writer thread (no temporary file is left
+    behind when it fails: see write_whole)."""
+    _write_whole(bucket, key, data, len(data), None, temporary, destination, when)
 
 
 async def _fetched_small(

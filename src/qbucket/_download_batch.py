@@ -86,15 +86,20 @@ def write_whole(
 ) -> None:
     """Checked bytes of a small object, written to ``temporary`` and installed as
     ``destination`` in one go (os-level calls: open() adds an fstat, an ioctl and an lseek per
-    file). The caller removes ``temporary`` when this fails."""
+    file). No temporary file is left behind when it fails."""
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
     try:
-        write_at(fd, data, 0)
-        stamp = when.timestamp()
-        os.utime(fd, (stamp, stamp))
-    finally:
-        os.close(fd)
-    os.replace(temporary, destination)
+        try:
+            write_at(fd, data, 0)
+            stamp = when.timestamp()
+            os.utime(fd, (stamp, stamp))
+        finally:
+            os.close(fd)
+        os.replace(temporary, destination)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def install(temporary: Path, destination: Path, when: datetime.datetime) -> None:

@@ -11,9 +11,7 @@ the loop's general path: that path repeats the GET and names what went wrong.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -78,12 +76,9 @@ def download_jobs(
         if len(data) != size or hashlib.md5(data).hexdigest() != plain_md5_etag(summary.e_tag):
             left.append(job)
             return
-        temporary = temporary_path(destination)
         try:
-            write_whole(data, temporary, destination, summary.last_modified)
+            write_whole(data, temporary_path(destination), destination, summary.last_modified)
         except Exception as exc:  # noqa: BLE001 - recorded, naming the key and the path
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
             error = translate(exc, action="download", bucket=bucket, key=key, path=str(destination))
             outcomes.failed(job, error)
             return
